@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+//
+// The token socket protocol, version 1, shared by the SASL plugin (client)
+// and the token-helper (server). docs/protocol.md is its specification.
+//
+// Defines Request and Response, their one-line wire forms, and the limits
+// on every field. Parsing never throws for bad input: it returns a
+// ProtocolError naming what was wrong. Nothing here does I/O, logs or holds
+// state, so both the plugin (inside the MTA) and the helper can link it.
+// Memory allocation failures surface as std::bad_alloc; callers at module
+// edges catch them.
+
+#ifndef XOAUTH2_COMMON_PROTOCOL_H
+#define XOAUTH2_COMMON_PROTOCOL_H
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <string_view>
+
+namespace xoauth2::protocol {
+
+// Wire limits, each including the terminating LF where it applies.
+inline constexpr std::size_t kMaxRequestBytes = 1024;
+inline constexpr std::size_t kMaxResponseBytes = 16384;
+inline constexpr std::size_t kMaxMailboxBytes = 254;
+inline constexpr std::size_t kMaxTokenBytes = 12288;
+inline constexpr std::string_view kVersion = "v1";
+
+enum class Verb { kToken, kReject };
+
+// One request: `token MAILBOX` or `reject MAILBOX ACCESS_TOKEN`.
+struct Request {
+  Verb verb = Verb::kToken;
+  std::string mailbox;
+  std::string token;  // only for kReject
+};
+
+// Stable error codes; their wire names are in docs/protocol.md.
+enum class ErrorCode {
+  kBadRequest,
+  kUnsupportedVersion,
+  kDenied,
+  kNoAccount,
+  kUnavailable,
+  kInternal,
+};
+
+// One response: success (with or without a token) or an error.
+struct Response {
+  bool ok = false;
+  std::string token;         // empty for a bare `ok`
+  std::int64_t expires = 0;  // Unix seconds; meaningful when token is set
+  ErrorCode code = ErrorCode::kInternal;  // when !ok
+  std::string text;                       // when !ok
+};
+
+// Why a line could not be parsed; `code` is what a server answers with.
+struct ProtocolError {
+  ErrorCode code = ErrorCode::kBadRequest;
+  std::string text;
+};
+
+// The wire name of an error code ("bad-request", ...).
+std::string_view ErrorCodeName(ErrorCode code);
+
+// True when `mailbox` is 1..254 visible ASCII bytes holding exactly one '@'
+// that is neither first nor last.
+bool IsValidMailbox(std::string_view mailbox);
+
+// True when `token` is 1..kMaxTokenBytes visible ASCII bytes.
+bool IsValidToken(std::string_view token);
+
+// Parses one request line; `line` may or may not end with LF.
+std::expected<Request, ProtocolError> ParseRequest(std::string_view line);
+
+// The wire form of `request`, ending in LF. The caller validates fields.
+std::string FormatRequest(const Request& request);
+
+// Parses one response line; `line` may or may not end with LF.
+std::expected<Response, ProtocolError> ParseResponse(std::string_view line);
+
+// The wire form of `response`, ending in LF and never longer than
+// kMaxResponseBytes: error text is cut to fit and any byte outside
+// printable ASCII in it becomes '?'.
+std::string FormatResponse(const Response& response);
+
+}  // namespace xoauth2::protocol
+
+#endif  // XOAUTH2_COMMON_PROTOCOL_H

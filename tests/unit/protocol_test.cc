@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+//
+// Unit tests of the token socket protocol codec (common/protocol.h): every
+// request and response form byte for byte, and each malformed input with
+// the error code a server answers it with.
+
+#include "protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace xoauth2::protocol {
+namespace {
+
+TEST(ProtocolRequest, FormatsTokenRequestByteForByte) {
+  Request request{Verb::kToken, "relay@example.com", ""};
+  EXPECT_EQ(FormatRequest(request), "v1 token relay@example.com\n");
+}
+
+TEST(ProtocolRequest, FormatsRejectRequestByteForByte) {
+  Request request{Verb::kReject, "relay@example.com", "eyJ0.A.B"};
+  EXPECT_EQ(FormatRequest(request), "v1 reject relay@example.com eyJ0.A.B\n");
+}
+
+TEST(ProtocolRequest, RoundTripsBothVerbs) {
+  for (const Request& in :
+       {Request{Verb::kToken, "a@b", ""}, Request{Verb::kReject, "a@b", "t"}}) {
+    auto out = ParseRequest(FormatRequest(in));
+    ASSERT_TRUE(out.has_value()) << out.error().text;
+    EXPECT_EQ(out->verb, in.verb);
+    EXPECT_EQ(out->mailbox, in.mailbox);
+    EXPECT_EQ(out->token, in.token);
+  }
+}
+
+struct BadRequestCase {
+  std::string line;
+  ErrorCode code;
+};
+
+class ProtocolBadRequest : public testing::TestWithParam<BadRequestCase> {};
+
+TEST_P(ProtocolBadRequest, IsRefusedWithCode) {
+  auto out = ParseRequest(GetParam().line);
+  ASSERT_FALSE(out.has_value());
+  EXPECT_EQ(out.error().code, GetParam().code);
+  EXPECT_FALSE(out.error().text.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ProtocolBadRequest,
+    testing::Values(
+        BadRequestCase{"", ErrorCode::kUnsupportedVersion},
+        BadRequestCase{"v2 token a@b\n", ErrorCode::kUnsupportedVersion},
+        BadRequestCase{"token a@b\n", ErrorCode::kUnsupportedVersion},
+        BadRequestCase{"v1\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 fetch a@b\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token a@b extra\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token nobody\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token a@b@c\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token @b\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token a@\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token a@b\r\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token a\x01@b\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1  token a@b\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 reject a@b\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 reject a@b t u\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token " + std::string(255, 'a') + "@b\n",
+                       ErrorCode::kBadRequest},
+        BadRequestCase{"v1 token a@b\n" + std::string(1100, 'x'),
+                       ErrorCode::kBadRequest}));
+
+TEST(ProtocolRequest, AcceptsRequestExactlyAtTheLimit) {
+  std::string prefix = "v1 reject a@b ";
+  std::string token(kMaxRequestBytes - prefix.size() - 1, 't');
+  std::string line = prefix + token + "\n";
+  ASSERT_EQ(line.size(), kMaxRequestBytes);
+  EXPECT_TRUE(ParseRequest(line).has_value());
+  EXPECT_FALSE(ParseRequest(prefix + token + "t\n").has_value());
+}
+
+TEST(ProtocolResponse, FormatsEachFormByteForByte) {
+  EXPECT_EQ(FormatResponse(Response{true, "tok", 1700000000, {}, ""}),
+            "ok tok 1700000000\n");
+  EXPECT_EQ(FormatResponse(Response{true, "", 0, {}, ""}), "ok\n");
+  Response err{false, "", 0, ErrorCode::kNoAccount, "no account for a@b"};
+  EXPECT_EQ(FormatResponse(err), "err no-account no account for a@b\n");
+}
+
+TEST(ProtocolResponse, ParsesEachForm) {
+  auto ok = ParseResponse("ok tok 1700000000\n");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_TRUE(ok->ok);
+  EXPECT_EQ(ok->token, "tok");
+  EXPECT_EQ(ok->expires, 1700000000);
+
+  auto bare = ParseResponse("ok\n");
+  ASSERT_TRUE(bare.has_value());
+  EXPECT_TRUE(bare->ok);
+  EXPECT_TRUE(bare->token.empty());
+
+  auto err = ParseResponse("err unavailable token endpoint unreachable\n");
+  ASSERT_TRUE(err.has_value());
+  EXPECT_FALSE(err->ok);
+  EXPECT_EQ(err->code, ErrorCode::kUnavailable);
+  EXPECT_EQ(err->text, "token endpoint unreachable");
+}
+
+TEST(ProtocolResponse, RefusesMalformedLines) {
+  for (std::string line : {"", "OK tok 1\n", "ok tok\n", "ok tok 12x\n",
+                           "ok tok -5\n", "ok tok 1 2\n", "ok t\x01k 1\n",
+                           "err\n", "err nonsense text\n", "hello\n"}) {
+    EXPECT_FALSE(ParseResponse(line).has_value()) << line;
+  }
+  EXPECT_FALSE(ParseResponse(std::string(kMaxResponseBytes + 1, 'o')));
+}
+
+TEST(ProtocolResponse, ErrorTextIsSanitizedAndBounded) {
+  Response err{false, "", 0, ErrorCode::kInternal,
+               "line\nbreak\x01" + std::string(20000, 'x')};
+  std::string line = FormatResponse(err);
+  EXPECT_EQ(line.size(), kMaxResponseBytes);
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  EXPECT_TRUE(line.starts_with("err internal line?break?x"));
+  EXPECT_TRUE(ParseResponse(line).has_value());
+}
+
+TEST(ProtocolResponse, LongestTokenFitsInAResponse) {
+  Response ok{true, std::string(kMaxTokenBytes, 'T'), 4102444800, {}, ""};
+  std::string line = FormatResponse(ok);
+  EXPECT_LE(line.size(), kMaxResponseBytes);
+  auto parsed = ParseResponse(line);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->token.size(), kMaxTokenBytes);
+}
+
+}  // namespace
+}  // namespace xoauth2::protocol
