@@ -1,0 +1,19 @@
+# Unit tests of the token-helper library (ctest label `unit`): configuration,
+# secrets and logging, token endpoint answers and form bodies, refresh token
+# files, the cache (with a fake fetcher) and the socket server.
+add_executable(helper_test
+  ${CMAKE_CURRENT_LIST_DIR}/helper_config_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_secret_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_token_response_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_token_endpoint_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_token_cache_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_socket_server_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_cli_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_test_util.cc)
+target_link_libraries(helper_test PRIVATE token_helper_lib GTest::gtest_main)
+set(EXAMPLE config.example.json)
+target_compile_definitions(helper_test PRIVATE
+  XOAUTH2_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/token-helper/${EXAMPLE}"
+  XOAUTH2_HELPER_BINARY="$<TARGET_FILE:token-helper>")
+add_dependencies(helper_test token-helper)
+gtest_discover_tests(helper_test PROPERTIES LABELS unit)

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: MIT
+//
+// Unit tests of the token-helper configuration (config.h): a valid minimal
+// file, every kind of malformed file (table-driven: each message must name
+// the absolute path and the field), JSON syntax errors with line and
+// column (F03), example placeholders refused by name (F20), size limits.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "config.h"
+#include "helper_test_util.h"
+
+namespace xoauth2::helper {
+namespace {
+
+using testing::TempDir;
+
+// A valid account object; `extra` is spliced in before the closing brace.
+std::string AccountJson(const std::string& extra = "") {
+  return R"({"mailbox": "relay@example.com",
+             "tenant": "contoso.onmicrosoft.com",
+             "client_id": "11111111-2222-3333-4444-555555555555",
+             "grant": "client_credentials",
+             "client_secret": "s3cr~t+/=")" +
+         extra + "}";
+}
+
+std::string ConfigJson(const std::string& accounts,
+                       const std::string& top = "") {
+  return R"({"socket": "/tmp/helper-test/token.sock",
+             "allowed_users": ["root", 0],)" +
+         top + R"( "accounts": [)" + accounts + "]}";
+}
+
+TEST(HelperConfig, MinimalClientCredentialsIsValid) {
+  auto config = ParseConfig(ConfigJson(AccountJson()), "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  ASSERT_EQ(config->accounts.size(), 1u);
+  const Account& account = config->accounts[0];
+  EXPECT_EQ(account.name, "relay@example.com");
+  EXPECT_EQ(account.client_secret.Reveal(), "s3cr~t+/=");
+  EXPECT_EQ(account.scope, "https://outlook.office365.com/.default");
+  EXPECT_EQ(account.TokenUrl(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/"
+            "oauth2/v2.0/token");
+  EXPECT_EQ(config->allowed_uids, (std::vector<uid_t>{0, 0}));
+  EXPECT_EQ(config->connect_timeout_seconds, 10);
+  EXPECT_EQ(config->request_timeout_seconds, 30);
+  EXPECT_EQ(config->refresh_margin_seconds, 600);
+  EXPECT_NE(config->FindAccount("RELAY@example.com"), nullptr);
+  EXPECT_EQ(config->FindAccount("other@example.com"), nullptr);
+}
+
+TEST(HelperConfig, CommentsAllowed) {
+  std::string text =
+      "// the helper\n" + ConfigJson(AccountJson()) + "\n/* trailing */\n";
+  auto config = ParseConfig(text, "/etc/x/config.json");
+  EXPECT_TRUE(config) << config.error();
+}
+
+TEST(HelperConfig, RefreshTokenPublicClientUsGov) {
+  TempDir dir;
+  std::string refresh = dir.Write("relay.refresh", "0.AAA-refresh\n");
+  std::string account = R"({"mailbox": "relay@example.com", "cloud": "usgov",
+      "tenant": "organizations", "client_id": "abc",
+      "grant": "refresh_token", "refresh_token_file": ")" +
+                        refresh + R"("})";
+  auto config = ParseConfig(ConfigJson(account, R"("allowed_groups": [0],)"),
+                            "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  const Account& parsed = config->accounts[0];
+  EXPECT_TRUE(parsed.client_secret.empty());
+  EXPECT_EQ(parsed.authority, "https://login.microsoftonline.us");
+  EXPECT_EQ(parsed.scope,
+            "https://outlook.office365.us/SMTP.Send offline_access");
+  EXPECT_EQ(config->allowed_gids, (std::vector<gid_t>{0}));
+}
+
+TEST(HelperConfig, SecretFileReadAndTrimmed) {
+  TempDir dir;
+  std::string secret = dir.Write("relay.secret", "  a~b+c/d=\r\n");
+  std::string account = AccountJson();
+  account.replace(account.find(R"("client_secret": "s3cr~t+/=")"),
+                  std::string(R"("client_secret": "s3cr~t+/=")").size(),
+                  R"("client_secret_file": ")" + secret + "\"");
+  auto config = ParseConfig(ConfigJson(account), "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->accounts[0].client_secret.Reveal(), "a~b+c/d=");
+}
+
+TEST(HelperConfig, AuthorityOverrideLosesTrailingSlash) {
+  auto config = ParseConfig(
+      ConfigJson(AccountJson(R"(, "authority": "https://127.0.0.1:8443/")")),
+      "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->accounts[0].TokenUrl(),
+            "https://127.0.0.1:8443/contoso.onmicrosoft.com/oauth2/v2.0/token");
+}
+
+struct BadCase {
+  const char* name;
+  std::string text;
+  std::vector<std::string> expected;  // substrings of the message
+};
+
+std::vector<BadCase> BadCases() {
+  std::string two = AccountJson() + "," +
+                    R"({"mailbox": "RELAY@example.com", "tenant": "t",
+                        "client_id": "c", "grant": "client_credentials",
+                        "client_secret": "x"})";
+  return {
+      {"UnknownTopKey",
+       ConfigJson(AccountJson(), R"("sockt": "/x",)"),
+       {"unknown key \"sockt\" in the top level"}},
+      {"UnknownAccountKey",
+       ConfigJson(AccountJson(R"(, "clientid": "x")")),
+       {"unknown key \"clientid\" in accounts[0]"}},
+      {"TimeoutAsString",
+       ConfigJson(AccountJson(), R"("connect_timeout_seconds": "10",)"),
+       {"connect_timeout_seconds must be a whole number", "not string"}},
+      {"TimeoutOutOfRange",
+       ConfigJson(AccountJson(), R"("request_timeout_seconds": 0,)"),
+       {"request_timeout_seconds is 0"}},
+      {"MailboxMissing",
+       ConfigJson(R"({"tenant": "t", "client_id": "c",
+                      "grant": "client_credentials", "client_secret": "x"})"),
+       {"accounts[0].mailbox is missing"}},
+      {"TenantMissing",
+       ConfigJson(R"({"mailbox": "a@b", "client_id": "c",
+                      "grant": "client_credentials", "client_secret": "x"})"),
+       {"accounts[0].tenant is missing"}},
+      {"ClientIdWrongType",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": 5,
+                      "grant": "client_credentials", "client_secret": "x"})"),
+       {"accounts[0].client_id must be a string, not number"}},
+      {"GrantUnknown",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+                      "grant": "password", "client_secret": "x"})"),
+       {"accounts[0].grant is \"password\""}},
+      {"MailboxInvalid",
+       ConfigJson(R"({"mailbox": "relay", "tenant": "t", "client_id": "c",
+                      "grant": "client_credentials", "client_secret": "x"})"),
+       {"accounts[0].mailbox is \"relay\", not a mailbox"}},
+      {"DuplicateMailbox",
+       ConfigJson(two),
+       {"accounts[1].mailbox RELAY@example.com is already used by "
+        "accounts[0]"}},
+      {"UnknownCloud",
+       ConfigJson(AccountJson(R"(, "cloud": "germany")")),
+       {"accounts[0].cloud is \"germany\", an unknown cloud"}},
+      {"BothSecrets",
+       ConfigJson(AccountJson(R"(, "client_secret_file": "/x")")),
+       {"accounts[0].client_secret and accounts[0].client_secret_file are "
+        "both set"}},
+      {"AuthorityNotHttps",
+       ConfigJson(AccountJson(R"(, "authority": "http://login.example")")),
+       {"accounts[0].authority is http://login.example; it must be an "
+        "https:// URL"}},
+      {"PlaceholderTenant",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "REPLACE-WITH-TENANT-ID",
+                      "client_id": "c", "grant": "client_credentials",
+                      "client_secret": "x"})"),
+       {"accounts[0].tenant is still the example placeholder "
+        "REPLACE-WITH-TENANT-ID; put your tenant ID or domain there"}},
+      {"PlaceholderClientId",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t",
+                      "client_id": "00000000-0000-0000-0000-000000000000",
+                      "grant": "client_credentials", "client_secret": "x"})"),
+       {"accounts[0].client_id is still the example placeholder "
+        "00000000-0000-0000-0000-000000000000"}},
+      {"PlaceholderSecretNotEchoed",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+                      "grant": "client_credentials",
+                      "client_secret": "REPLACE-WITH-SECRET"})"),
+       {"accounts[0].client_secret is still the example placeholder;"}},
+      {"ClientCredentialsWithoutSecret",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+                      "grant": "client_credentials"})"),
+       {"accounts[0].client_secret_file is missing"}},
+      {"ClientCredentialsAtCommonTenant",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "common", "client_id": "c",
+                      "grant": "client_credentials", "client_secret": "x"})"),
+       {"accounts[0].tenant is common"}},
+      {"RefreshWithoutFile",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+                      "grant": "refresh_token"})"),
+       {"accounts[0].refresh_token_file is missing"}},
+      {"RefreshFileAbsent",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+                      "grant": "refresh_token",
+                      "refresh_token_file": "/nonexistent/relay.refresh"})"),
+       {"accounts[0].refresh_token_file", "/nonexistent/relay.refresh",
+        "No such file"}},
+      {"SecretFileRelative",
+       ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+                      "grant": "client_credentials",
+                      "client_secret_file": "relay.secret"})"),
+       {"accounts[0].client_secret_file must be an absolute path"}},
+      {"UnknownUser",
+       ConfigJson(AccountJson(), R"("allowed_groups": ["no-such-group-x"],)"),
+       {"allowed_groups[0] names group \"no-such-group-x\", which does not "
+        "exist"}},
+      {"SocketRelative",
+       R"({"socket": "token.sock", "accounts": [)" + AccountJson() + "]}",
+       {"socket must be an absolute path"}},
+      {"AccountsEmpty",
+       R"({"accounts": []})",
+       {"accounts is missing or empty"}},
+      {"TopLevelArray", "[1, 2]", {"the top level must be a JSON object"}},
+      {"LogLevelUnknown",
+       ConfigJson(AccountJson(), R"("log_level": "loud",)"),
+       {"log_level is \"loud\""}},
+  };
+}
+
+class HelperConfigBad : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(HelperConfigBad, NamesPathAndField) {
+  const std::string path = "/etc/xoauth2-relay/config.json";
+  auto config = ParseConfig(GetParam().text, path);
+  ASSERT_FALSE(config) << "accepted: " << GetParam().text;
+  EXPECT_TRUE(config.error().starts_with(path + ": ")) << config.error();
+  for (const std::string& part : GetParam().expected) {
+    EXPECT_NE(config.error().find(part), std::string::npos)
+        << "message: " << config.error() << "\nmissing: " << part;
+  }
+  EXPECT_EQ(config.error().find("s3cr~t"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, HelperConfigBad,
+                         ::testing::ValuesIn(BadCases()),
+                         [](const auto& param_info) {
+                           return std::string(param_info.param.name);
+                         });
+
+// F03: a missing comma is reported as path:line:column at the token that
+// follows the place where the comma belongs.
+TEST(HelperConfig, F03MissingCommaNamesLineAndColumn) {
+  std::string text =
+      "{\n"
+      "  // token-helper configuration\n"
+      "  \"socket\": \"/tmp/x.sock\",\n"
+      "  \"accounts\": [\n"
+      "    {\n"
+      "      \"mailbox\": \"relay@example.com\"\n"
+      "      \"tenant\": \"contoso.onmicrosoft.com\"\n"
+      "    }\n"
+      "  ]\n"
+      "}\n";
+  auto config = ParseConfig(text, "/abs/config.json");
+  ASSERT_FALSE(config);
+  EXPECT_TRUE(
+      config.error().starts_with("/abs/config.json:7:7: syntax "
+                                 "error: "))
+      << config.error();
+  EXPECT_NE(config.error().find("comma missing"), std::string::npos);
+}
+
+struct SyntaxCase {
+  const char* name;
+  std::string text;
+  std::string position;
+};
+
+class HelperConfigSyntax : public ::testing::TestWithParam<SyntaxCase> {};
+
+TEST_P(HelperConfigSyntax, Position) {
+  auto config = ParseConfig(GetParam().text, "/c.json");
+  ASSERT_FALSE(config);
+  EXPECT_TRUE(config.error().starts_with("/c.json:" + GetParam().position +
+                                         ": syntax error: "))
+      << config.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperConfigSyntax,
+    ::testing::Values(SyntaxCase{"MissingCommaInArray", "{\"a\": [1 2]}",
+                                 "1:10"},
+                      SyntaxCase{"UnexpectedEnd", "{\"a\": 1", "1:7"},
+                      SyntaxCase{"TrailingComma", "{\"a\": 1,\n}", "2:1"},
+                      SyntaxCase{"Empty", "", "1:1"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(HelperConfig, LoadMakesPathAbsolute) {
+  TempDir dir;
+  std::string file = dir.Write("config.json", ConfigJson(AccountJson()));
+  std::string relative =
+      std::filesystem::relative(file, std::filesystem::current_path());
+  auto config = LoadConfig(relative);
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->path, file);
+}
+
+TEST(HelperConfig, LoadMissingFileNamesAbsolutePath) {
+  TempDir dir;
+  auto config = LoadConfig(dir.path() + "/./missing.json");
+  ASSERT_FALSE(config);
+  EXPECT_TRUE(config.error().starts_with(dir.path() + "/missing.json: "))
+      << config.error();
+}
+
+TEST(HelperConfig, LoadRefusesOversizedFile) {
+  TempDir dir;
+  std::string file =
+      dir.Write("config.json", std::string(1024 * 1024 + 1, ' '));
+  auto config = LoadConfig(file);
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find(file + ": is not a regular file of at most "
+                                       "1 MiB"),
+            std::string::npos);
+}
+
+TEST(HelperConfig, OversizedSecretFileRefused) {
+  TempDir dir;
+  std::string secret = dir.Write("big.secret", std::string(64 * 1024 + 1, 'x'));
+  std::string account = R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+      "grant": "client_credentials", "client_secret_file": ")" +
+                        secret + "\"}";
+  auto config = ParseConfig(ConfigJson(account), "/c.json");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find("larger than 65536 bytes"), std::string::npos)
+      << config.error();
+}
+
+TEST(HelperConfig, PlaceholderInSecretFileRefused) {
+  TempDir dir;
+  std::string secret = dir.Write("relay.secret", "REPLACE-WITH-SECRET-VALUE\n");
+  std::string account = R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
+      "grant": "client_credentials", "client_secret_file": ")" +
+                        secret + "\"}";
+  auto config = ParseConfig(ConfigJson(account), "/c.json");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find("still holds the example placeholder"),
+            std::string::npos)
+      << config.error();
+}
+
+// F20: the shipped example is refused by name until it is filled in.
+TEST(HelperConfig, F20ShippedExampleRefusedByName) {
+  auto config = LoadConfig(XOAUTH2_EXAMPLE_CONFIG);
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error(),
+            std::string(XOAUTH2_EXAMPLE_CONFIG) +
+                ": accounts[0].mailbox is still the example placeholder "
+                "REPLACE-WITH-MAILBOX@example.com; put the mailbox that "
+                "sends mail there");
+}
+
+}  // namespace
+}  // namespace xoauth2::helper

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: MIT
+//
+// Unit tests of the socket server (socket_server.h) over temporary Unix
+// sockets: byte-exact answers for tokens, unknown mailboxes, oversize and
+// malformed requests, refused peers (with root not allowed by policy), the
+// connection cap, socket set-up (directory, mode, stale and live sockets),
+// and F13 through the socket with the real cache and a fake fetcher.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "daemon.h"
+#include "helper_test_util.h"
+#include "socket_client.h"
+#include "socket_server.h"
+#include "token_cache.h"
+
+namespace xoauth2::helper {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::FakeFetcher;
+using testing::Granted;
+using testing::LogCapture;
+using testing::TempDir;
+using testing::TestAccount;
+using testing::WaitUntil;
+
+constexpr milliseconds kTimeout{5000};
+
+// A handler with fixed answers, for byte-exact tests.
+protocol::Response FixedAnswer(const protocol::Request& request) {
+  protocol::Response response;
+  if (request.mailbox != "relay@example.com") {
+    response.code = protocol::ErrorCode::kNoAccount;
+    response.text = "no account";
+    return response;
+  }
+  response.ok = true;
+  if (request.verb == protocol::Verb::kToken) {
+    response.token = "eyJ0eXAi.TEST.SIG";
+    response.expires = 1700000000;
+  }
+  return response;
+}
+
+ServerOptions Options(const TempDir& dir) {
+  ServerOptions options;
+  options.path = dir.path() + "/run/token.sock";
+  options.policy.uids = {getuid()};
+  return options;
+}
+
+struct ExchangeCase {
+  const char* name;
+  std::string request;
+  std::string answer;
+};
+
+class HelperSocketExchange : public ::testing::TestWithParam<ExchangeCase> {};
+
+TEST_P(HelperSocketExchange, ByteExact) {
+  TempDir dir;
+  SocketServer server(Options(dir), FixedAnswer);
+  ASSERT_TRUE(server.Start());
+  auto answer = ExchangeLine(Options(dir).path, GetParam().request, kTimeout);
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(*answer, GetParam().answer);
+  server.Stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperSocketExchange,
+    ::testing::Values(
+        ExchangeCase{"Token", "v1 token relay@example.com\n",
+                     "ok eyJ0eXAi.TEST.SIG 1700000000\n"},
+        ExchangeCase{"Reject", "v1 reject relay@example.com abc\n", "ok\n"},
+        ExchangeCase{"NoAccount", "v1 token other@example.com\n",
+                     "err no-account no account\n"},
+        ExchangeCase{"Oversize", std::string(1100, 'a'),
+                     "err bad-request request longer than 1024 bytes\n"},
+        ExchangeCase{"OversizeWithNewline",
+                     "v1 token " + std::string(1020, 'a') + "@b\n",
+                     "err bad-request request longer than 1024 bytes\n"},
+        ExchangeCase{"ExactlyAtLimit",
+                     "v1 token " + std::string(1012, 'a') + "@b\n",
+                     "err bad-request malformed mailbox\n"},
+        ExchangeCase{"SecondLineIgnored",
+                     "v1 token relay@example.com\n" + std::string(1000, 'x'),
+                     "ok eyJ0eXAi.TEST.SIG 1700000000\n"},
+        ExchangeCase{"BadVersion", "v2 token relay@example.com\n",
+                     "err unsupported-version this helper speaks protocol v1 "
+                     "only; upgrade the helper or use a matching plugin\n"},
+        ExchangeCase{"BadMailbox", "v1 token relay\n",
+                     "err bad-request malformed mailbox\n"},
+        ExchangeCase{"Empty", "", "err bad-request empty request\n"},
+        ExchangeCase{"NoNewlineThenClose", "v1 token relay@example.com",
+                     "ok eyJ0eXAi.TEST.SIG 1700000000\n"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(HelperSocketServer, TokenFromCacheAndNoAccount) {
+  TempDir dir;
+  FakeFetcher fetcher({Granted("tok-1")});
+  TokenCache cache({TestAccount()}, fetcher, CacheOptions{});
+  SocketServer server(Options(dir), [&cache](const auto& request) {
+    return HandleRequest(cache, request);
+  });
+  ASSERT_TRUE(server.Start());
+  cache.Start();
+
+  protocol::Request request{protocol::Verb::kToken, "relay@example.com", {}};
+  auto answer = AskHelper(Options(dir).path, request, kTimeout);
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_TRUE(answer->ok);
+  EXPECT_EQ(answer->token, "tok-1");
+
+  auto none = ExchangeLine(Options(dir).path, "v1 token nobody@example.com\n",
+                           kTimeout);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(*none,
+            "err no-account the helper has no account for this mailbox; add "
+            "it to the helper's configuration\n");
+  cache.Stop();
+  server.Stop();
+}
+
+TEST(HelperSocketServer, DeniedPeerIsLoggedWithUidAndPid) {
+  TempDir dir;
+  LogCapture log;
+  ServerOptions options = Options(dir);
+  options.policy.uids = {getuid() + 4242};
+  options.policy.always_allow_root = false;
+  SocketServer server(options, FixedAnswer);
+  ASSERT_TRUE(server.Start());
+
+  auto answer =
+      ExchangeLine(options.path, "v1 token relay@example.com\n", kTimeout);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(*answer, "err denied uid " + std::to_string(getuid()) +
+                         " may not ask for tokens; see allowed_users\n");
+  EXPECT_TRUE(log.Has({"event=peer_denied", "uid=" + std::to_string(getuid()),
+                       "pid=" + std::to_string(getpid())}));
+  server.Stop();
+}
+
+struct PeerCase {
+  const char* name;
+  AccessPolicy policy;
+  PeerCredentials peer;
+  std::vector<gid_t> groups;
+  bool allowed;
+};
+
+class HelperPeerPolicy : public ::testing::TestWithParam<PeerCase> {};
+
+TEST_P(HelperPeerPolicy, Decision) {
+  const PeerCase& c = GetParam();
+  EXPECT_EQ(IsPeerAllowed(c.policy, c.peer, c.groups), c.allowed);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperPeerPolicy,
+    ::testing::Values(
+        PeerCase{"UidListed", {{107}, {}, true}, {1, 107, 113}, {}, true},
+        PeerCase{"GidListed", {{}, {113}, true}, {1, 5, 113}, {}, true},
+        PeerCase{
+            "SupplementaryGroup", {{}, {120}, true}, {1, 5, 6}, {6, 120}, true},
+        PeerCase{"NotListed", {{107}, {113}, true}, {1, 5, 6}, {6, 7}, false},
+        PeerCase{"RootByDefault", {{107}, {}, true}, {1, 0, 0}, {}, true},
+        PeerCase{
+            "RootWhenTurnedOff", {{107}, {}, false}, {1, 0, 0}, {0}, false},
+        PeerCase{
+            "EmptyPolicy", {{}, {}, true}, {1, 1000, 1000}, {1000}, false}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(HelperSocketServer, SilentClientGetsBadRequestAfterDeadline) {
+  TempDir dir;
+  ServerOptions options = Options(dir);
+  options.read_timeout = milliseconds(100);
+  SocketServer server(options, FixedAnswer);
+  ASSERT_TRUE(server.Start());
+  // Connected, sends nothing, keeps its side open.
+  auto fd = ConnectUnix(options.path);
+  ASSERT_TRUE(fd);
+  char buffer[256] = {};
+  ssize_t n = recv(*fd, buffer, sizeof buffer - 1, MSG_WAITALL);
+  close(*fd);
+  ASSERT_GT(n, 0);
+  EXPECT_STREQ(buffer,
+               "err bad-request no complete request line within 100 ms\n");
+  server.Stop();
+}
+
+TEST(HelperSocketServer, ConnectionsOverCapRefused) {
+  TempDir dir;
+  ServerOptions options = Options(dir);
+  options.max_connections = 1;
+  SocketServer server(options, FixedAnswer);
+  ASSERT_TRUE(server.Start());
+
+  auto held = ConnectUnix(options.path);  // sends nothing: stays open
+  ASSERT_TRUE(held);
+  auto answer =
+      ExchangeLine(options.path, "v1 token relay@example.com\n", kTimeout);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(*answer, "err unavailable too many connections; try again\n");
+  close(*held);
+  server.Stop();
+}
+
+TEST(HelperSocketServer, SetUpDirectoryModeAndCleanUp) {
+  TempDir dir;
+  mode_t old_mask = umask(077);
+  ServerOptions options = Options(dir);
+  SocketServer server(options, FixedAnswer);
+  auto started = server.Start();
+  umask(old_mask);
+  ASSERT_TRUE(started) << started.error();
+
+  struct stat info {};
+  ASSERT_EQ(stat((dir.path() + "/run").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0755u);
+  ASSERT_EQ(stat(options.path.c_str(), &info), 0);
+  EXPECT_TRUE(S_ISSOCK(info.st_mode));
+  EXPECT_EQ(info.st_mode & 07777, 0666u);
+
+  server.Stop();
+  EXPECT_NE(stat(options.path.c_str(), &info), 0);
+}
+
+TEST(HelperSocketServer, RefusesWhenAnotherHelperListens) {
+  TempDir dir;
+  SocketServer first(Options(dir), FixedAnswer);
+  ASSERT_TRUE(first.Start());
+  SocketServer second(Options(dir), FixedAnswer);
+  auto started = second.Start();
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().find("another token-helper is already listening"),
+            std::string::npos);
+
+  // The first one still answers.
+  auto answer = ExchangeLine(Options(dir).path,
+                             "v1 reject relay@example.com x\n", kTimeout);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(*answer, "ok\n");
+  first.Stop();
+}
+
+TEST(HelperSocketServer, ReplacesStaleSocketRefusesOtherFiles) {
+  TempDir dir;
+  {
+    // A server that is gone but whose socket file stays behind.
+    SocketServer dead(Options(dir), FixedAnswer);
+    ASSERT_TRUE(dead.Start());
+  }
+  ServerOptions options = Options(dir);
+  EXPECT_TRUE(dir.Write("run/keep", "x").size() > 0);
+  options.path = dir.path() + "/run/keep";
+  SocketServer blocked(options, FixedAnswer);
+  auto refused = blocked.Start();
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("exists and is not a socket"),
+            std::string::npos);
+
+  // A stale socket (bound, nobody listening) is replaced.
+  int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::string path = Options(dir).path;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(bind(stale, reinterpret_cast<sockaddr*>(&address), sizeof address),
+            0);
+  close(stale);
+  SocketServer fresh(Options(dir), FixedAnswer);
+  ASSERT_TRUE(fresh.Start());
+  EXPECT_TRUE(ExchangeLine(path, "v1 token relay@example.com\n", kTimeout));
+  fresh.Stop();
+}
+
+// F13 end to end inside the helper: 8 plugin-like clients at once while no
+// token is cached, exactly one fetch.
+TEST(HelperSocketServer, F13EightClientsOneFetch) {
+  TempDir dir;
+  FakeFetcher fetcher({Granted("tok-1")});
+  fetcher.Close();
+  TokenCache cache({TestAccount()}, fetcher, CacheOptions{});
+  SocketServer server(Options(dir), [&cache](const auto& request) {
+    return HandleRequest(cache, request);
+  });
+  ASSERT_TRUE(server.Start());
+  cache.Start();
+
+  std::vector<std::string> answers(8);
+  std::vector<std::thread> clients;
+  for (auto& answer : answers) {
+    clients.emplace_back([&dir, &answer] {
+      auto line = ExchangeLine(Options(dir).path,
+                               "v1 token relay@example.com\n", kTimeout);
+      answer = line ? *line : line.error();
+    });
+  }
+  ASSERT_TRUE(WaitUntil([&] { return cache.WaitingRequests() == 8; }));
+  fetcher.Open();
+  for (auto& client : clients)
+    client.join();
+
+  EXPECT_EQ(fetcher.calls(), 1);
+  for (const std::string& answer : answers) {
+    EXPECT_TRUE(answer.starts_with("ok tok-1 ")) << answer;
+  }
+  cache.Stop();
+  server.Stop();
+}
+
+}  // namespace
+}  // namespace xoauth2::helper

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+//
+// Helpers shared by the token-helper unit tests: a temporary directory
+// removed at scope exit, file writing, a log capture, a scriptable fake
+// TokenFetcher with a gate, and polling a condition with a deadline (tests
+// never sleep for something they can observe).
+
+#ifndef XOAUTH2_TESTS_UNIT_HELPER_TEST_UTIL_H
+#define XOAUTH2_TESTS_UNIT_HELPER_TEST_UTIL_H
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "token_endpoint.h"
+
+namespace xoauth2::helper::testing {
+
+// A fresh directory under /tmp, removed with its content on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  // Writes `content` to path()/name and returns the full path.
+  std::string Write(const std::string& name, const std::string& content,
+                    unsigned mode = 0600) const;
+
+ private:
+  std::string path_;
+};
+
+// Collects log lines while alive.
+class LogCapture {
+ public:
+  LogCapture();
+  ~LogCapture();
+  std::vector<std::string> Lines() const;
+  // True when some line contains every one of `parts`.
+  bool Has(std::initializer_list<std::string> parts) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
+};
+
+// Polls `condition` until it holds or `limit` passes.
+bool WaitUntil(const std::function<bool()>& condition,
+               std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+using FetchResult = std::expected<TokenGrant, TokenFailure>;
+
+// Returns scripted results in order (the last one repeats), counting
+// calls; while the gate is closed, fetches block until it opens.
+class FakeFetcher : public TokenFetcher {
+ public:
+  explicit FakeFetcher(std::vector<FetchResult> script);
+  FetchResult Fetch(const Account& account) override;
+  void Cancel() override { Open(); }
+
+  void Close();
+  void Open();
+  int calls() const { return calls_; }
+
+ private:
+  std::vector<FetchResult> script_;
+  std::atomic<int> calls_{0};
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = true;
+};
+
+// A successful fetch result.
+FetchResult Granted(const std::string& token, long expires_in = 3600);
+
+// A failed fetch result of `failure_class`.
+FetchResult Failed(FailureClass failure_class, std::string message,
+                   long retry_after = 0);
+
+// A client_credentials account for `mailbox`.
+Account TestAccount(const std::string& mailbox = "relay@example.com");
+
+}  // namespace xoauth2::helper::testing
+
+#endif  // XOAUTH2_TESTS_UNIT_HELPER_TEST_UTIL_H

@@ -1,0 +1,710 @@
+// SPDX-License-Identifier: MIT
+//
+// Configuration loading and validation. Each Read* helper checks one field
+// and returns the operator-facing message for the first problem; the
+// message always starts with the configuration file's absolute path.
+// nlohmann::json exceptions are caught here and never leave this file.
+
+#include "config.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <sstream>
+
+#include "protocol.h"
+#include "secret_file.h"
+
+namespace xoauth2::helper {
+namespace {
+
+using json = nlohmann::json;
+using Status = std::expected<void, std::string>;
+
+#define RETURN_IF_ERROR(expr)                             \
+  do {                                                    \
+    if (auto status_ = (expr); !status_) {                \
+      return std::unexpected(std::move(status_).error()); \
+    }                                                     \
+  } while (false)
+
+constexpr std::string_view kZeroGuid = "00000000-0000-0000-0000-000000000000";
+
+struct CloudInfo {
+  Cloud cloud;
+  std::string_view name;
+  std::string_view authority;
+  std::string_view delegated_scope;
+  std::string_view app_scope;
+};
+
+constexpr CloudInfo kClouds[] = {
+    {Cloud::kGlobal, "global", "https://login.microsoftonline.com",
+     "https://outlook.office.com/SMTP.Send",
+     "https://outlook.office365.com/.default"},
+    {Cloud::kUsGov, "usgov", "https://login.microsoftonline.us",
+     "https://outlook.office365.us/SMTP.Send",
+     "https://outlook.office365.us/.default"},
+    {Cloud::kChina, "china", "https://login.partner.microsoftonline.cn",
+     "https://partner.outlook.cn/SMTP.Send",
+     "https://partner.outlook.cn/.default"},
+};
+
+const CloudInfo& InfoFor(Cloud cloud) {
+  for (const CloudInfo& info : kClouds) {
+    if (info.cloud == cloud)
+      return info;
+  }
+  return kClouds[0];
+}
+
+constexpr std::string_view kTopKeys[] = {
+    "socket",
+    "allowed_users",
+    "allowed_groups",
+    "ca_file",
+    "proxy",
+    "connect_timeout_seconds",
+    "request_timeout_seconds",
+    "refresh_margin_seconds",
+    "log_level",
+    "accounts",
+};
+
+constexpr std::string_view kAccountKeys[] = {
+    "name",          "mailbox",
+    "cloud",         "authority",
+    "tenant",        "client_id",
+    "grant",         "client_secret_file",
+    "client_secret", "refresh_token_file",
+    "scope",
+};
+
+// Where in the file a value sits ("accounts[0]") and which file it is.
+struct Where {
+  const std::string& path;
+  std::string prefix;  // "" at the top level, "accounts[N]." inside
+
+  std::string Field(std::string_view key) const {
+    return prefix + std::string(key);
+  }
+  std::unexpected<std::string> Fail(std::string_view key,
+                                    std::string_view text) const {
+    return std::unexpected(path + ": " + Field(key) + " " + std::string(text));
+  }
+};
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string JoinKeys(std::span<const std::string_view> keys) {
+  std::string out;
+  for (std::string_view key : keys) {
+    if (!out.empty())
+      out += ", ";
+    out += key;
+  }
+  return out;
+}
+
+// Refuses keys the schema does not know, naming the first one.
+Status CheckKeys(const Where& where, const json& object,
+                 std::span<const std::string_view> known) {
+  for (const auto& item : object.items()) {
+    if (std::find(known.begin(), known.end(), item.key()) != known.end()) {
+      continue;
+    }
+    std::string place = where.prefix.empty()
+                            ? std::string("the top level")
+                            : where.prefix.substr(0, where.prefix.size() - 1);
+    return std::unexpected(where.path + ": unknown key \"" + item.key() +
+                           "\" in " + place + "; known keys are " +
+                           JoinKeys(known));
+  }
+  return {};
+}
+
+// The fix to suggest when `key` still holds an example placeholder.
+std::string_view PlaceholderFix(std::string_view key) {
+  if (key == "tenant")
+    return "put your tenant ID or domain there";
+  if (key == "client_id") {
+    return "put the application (client) ID of your app registration there";
+  }
+  if (key == "mailbox")
+    return "put the mailbox that sends mail there";
+  if (key == "client_secret") {
+    return "put the client secret's value (not its secret ID) there";
+  }
+  return "put your own value there";
+}
+
+bool IsPlaceholder(std::string_view value) {
+  return value.find("REPLACE-WITH") != std::string_view::npos ||
+         value == kZeroGuid;
+}
+
+// Refuses a value left over from the shipped examples, by field name.
+Status CheckPlaceholder(const Where& where, std::string_view key,
+                        std::string_view value) {
+  if (!IsPlaceholder(value))
+    return {};
+  std::string shown =
+      key == "client_secret" ? std::string() : " " + std::string(value);
+  return where.Fail(key, "is still the example placeholder" + shown + "; " +
+                             std::string(PlaceholderFix(key)));
+}
+
+// Reads an optional string field into `out`; an empty string is refused.
+Status ReadString(const Where& where, const json& object, std::string_view key,
+                  std::string& out, bool required) {
+  auto it = object.find(key);
+  if (it == object.end()) {
+    if (required)
+      return where.Fail(key, "is missing; it is required");
+    return {};
+  }
+  if (!it->is_string()) {
+    return where.Fail(key,
+                      "must be a string, not " + std::string(it->type_name()));
+  }
+  const std::string& value = it->get_ref<const std::string&>();
+  if (value.empty())
+    return where.Fail(key, "is empty; give a value or remove it");
+  RETURN_IF_ERROR(CheckPlaceholder(where, key, value));
+  out = value;
+  return {};
+}
+
+// Reads an optional absolute path.
+Status ReadPath(const Where& where, const json& object, std::string_view key,
+                std::string& out, bool required) {
+  RETURN_IF_ERROR(ReadString(where, object, key, out, required));
+  if (!out.empty() && out.front() != '/') {
+    return where.Fail(key, "must be an absolute path, not " + out);
+  }
+  return {};
+}
+
+// Reads an optional whole number of seconds within [low, high].
+Status ReadSeconds(const Where& where, const json& object, std::string_view key,
+                   long low, long high, long& out) {
+  auto it = object.find(key);
+  if (it == object.end())
+    return {};
+  std::string range =
+      "between " + std::to_string(low) + " and " + std::to_string(high);
+  if (!it->is_number_integer()) {
+    return where.Fail(key, "must be a whole number of seconds " + range +
+                               ", not " + std::string(it->type_name()));
+  }
+  long long value = it->get<long long>();
+  if (value < low || value > high) {
+    return where.Fail(key,
+                      "is " + std::to_string(value) + "; it must be " + range);
+  }
+  out = static_cast<long>(value);
+  return {};
+}
+
+}  // namespace
+
+namespace {
+
+// Parses a decimal id; nullopt unless the whole text is digits.
+std::optional<unsigned> ParseId(std::string_view text) {
+  unsigned value = 0;
+  auto [end, err] =
+      std::from_chars(text.data(), text.data() + text.size(), value);
+  if (err != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Resolves a user or group name with the reentrant NSS calls.
+std::optional<unsigned> LookUpName(const std::string& name, bool user) {
+  std::vector<char> buffer(16384);
+  if (user) {
+    struct passwd entry {};
+    struct passwd* found = nullptr;
+    getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    if (found != nullptr)
+      return found->pw_uid;
+  } else {
+    struct group entry {};
+    struct group* found = nullptr;
+    getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    if (found != nullptr)
+      return found->gr_gid;
+  }
+  return std::nullopt;
+}
+
+// Turns one allowed_users/allowed_groups element into an id.
+std::expected<unsigned, std::string> ResolveId(const Where& where,
+                                               const std::string& field,
+                                               const json& item, bool user) {
+  const char* kind = user ? "user" : "group";
+  if (item.is_number_unsigned()) {
+    return static_cast<unsigned>(item.get<unsigned long long>());
+  }
+  if (!item.is_string()) {
+    return std::unexpected(where.path + ": " + field + " must hold " + kind +
+                           " names or numeric ids, not " +
+                           std::string(item.type_name()));
+  }
+  const std::string& name = item.get_ref<const std::string&>();
+  if (auto id = ParseId(name))
+    return *id;
+  if (auto id = LookUpName(name, user))
+    return *id;
+  return std::unexpected(where.path + ": " + field + " names " + kind + " \"" +
+                         name + "\", which does not exist on this system; " +
+                         "create it or fix the name");
+}
+
+// Reads allowed_users or allowed_groups into `out`.
+Status ReadIds(const Where& where, const json& object, std::string_view key,
+               bool user, std::vector<unsigned>& out) {
+  auto it = object.find(key);
+  if (it == object.end())
+    return {};
+  if (!it->is_array()) {
+    return where.Fail(key,
+                      "must be an array, not " + std::string(it->type_name()));
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    std::string field = where.Field(key) + "[" + std::to_string(i) + "]";
+    auto id = ResolveId(where, field, (*it)[i], user);
+    if (!id)
+      return std::unexpected(id.error());
+    out.push_back(*id);
+  }
+  return {};
+}
+
+// Reads the optional cloud name.
+Status ReadCloud(const Where& where, const json& object, Cloud& out) {
+  std::string name;
+  RETURN_IF_ERROR(ReadString(where, object, "cloud", name, false));
+  if (name.empty())
+    return {};
+  for (const CloudInfo& info : kClouds) {
+    if (info.name == name) {
+      out = info.cloud;
+      return {};
+    }
+  }
+  return where.Fail("cloud", "is \"" + name +
+                                 "\", an unknown cloud; use global, usgov "
+                                 "or china");
+}
+
+// Reads the optional authority override; defaults to the cloud's.
+Status ReadAuthority(const Where& where, const json& object, Account& out) {
+  std::string authority;
+  RETURN_IF_ERROR(ReadString(where, object, "authority", authority, false));
+  if (authority.empty()) {
+    out.authority = std::string(DefaultAuthority(out.cloud));
+    return {};
+  }
+  if (!authority.starts_with("https://") || authority.size() <= 8) {
+    return where.Fail("authority",
+                      "is " + authority + "; it must be an https:// URL");
+  }
+  while (authority.ends_with('/'))
+    authority.pop_back();
+  out.authority = authority;
+  return {};
+}
+
+bool IsTenantChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+// Reads the tenant: a GUID or domain, becoming part of the token URL.
+Status ReadTenant(const Where& where, const json& object, Account& out) {
+  RETURN_IF_ERROR(ReadString(where, object, "tenant", out.tenant, true));
+  if (!std::all_of(out.tenant.begin(), out.tenant.end(), IsTenantChar)) {
+    return where.Fail("tenant", "is \"" + out.tenant +
+                                    "\"; a tenant is a GUID or a domain "
+                                    "(letters, digits, '.', '-')");
+  }
+  return {};
+}
+
+// Reads name, mailbox, cloud, authority, tenant and client_id.
+Status ReadIdentity(const Where& where, const json& object, Account& out) {
+  RETURN_IF_ERROR(ReadString(where, object, "mailbox", out.mailbox, true));
+  if (!protocol::IsValidMailbox(out.mailbox)) {
+    return where.Fail("mailbox", "is \"" + out.mailbox +
+                                     "\", not a mailbox address like "
+                                     "relay@example.com");
+  }
+  RETURN_IF_ERROR(ReadString(where, object, "name", out.name, false));
+  if (out.name.empty())
+    out.name = out.mailbox;
+  RETURN_IF_ERROR(ReadCloud(where, object, out.cloud));
+  RETURN_IF_ERROR(ReadAuthority(where, object, out));
+  RETURN_IF_ERROR(ReadTenant(where, object, out));
+  RETURN_IF_ERROR(ReadString(where, object, "client_id", out.client_id, true));
+  if (!protocol::IsValidToken(out.client_id)) {
+    return where.Fail("client_id", "must be printable text without spaces");
+  }
+  return {};
+}
+
+// Reads the grant type.
+Status ReadGrant(const Where& where, const json& object, Grant& out) {
+  std::string grant;
+  RETURN_IF_ERROR(ReadString(where, object, "grant", grant, true));
+  if (grant == "client_credentials") {
+    out = Grant::kClientCredentials;
+  } else if (grant == "refresh_token") {
+    out = Grant::kRefreshToken;
+  } else {
+    return where.Fail("grant", "is \"" + grant +
+                                   "\"; use client_credentials or "
+                                   "refresh_token");
+  }
+  return {};
+}
+
+// Reads client_secret or client_secret_file (at most one of them).
+Status ReadClientSecret(const Where& where, const json& object, Account& out) {
+  if (object.contains("client_secret") &&
+      object.contains("client_secret_file")) {
+    return where.Fail("client_secret", "and " +
+                                           where.Field("client_secret_file") +
+                                           " are both set; keep only one");
+  }
+  std::string inline_secret;
+  RETURN_IF_ERROR(
+      ReadString(where, object, "client_secret", inline_secret, false));
+  if (!inline_secret.empty()) {
+    out.client_secret = Secret(std::move(inline_secret));
+    return {};
+  }
+
+  std::string file;
+  RETURN_IF_ERROR(ReadPath(where, object, "client_secret_file", file, false));
+  if (file.empty())
+    return {};
+  auto secret = ReadSecretFile(file);
+  if (!secret)
+    return where.Fail("client_secret_file", ": " + secret.error());
+  if (IsPlaceholder(secret->Reveal())) {
+    return where.Fail("client_secret_file",
+                      "points to " + file +
+                          ", which still holds the example placeholder; " +
+                          std::string(PlaceholderFix("client_secret")));
+  }
+  out.client_secret = std::move(*secret);
+  return {};
+}
+
+// Checks what each grant needs and refuses what it cannot use.
+Status ReadGrantNeeds(const Where& where, const json& object, Account& out) {
+  if (out.grant == Grant::kClientCredentials) {
+    if (out.client_secret.empty()) {
+      return where.Fail("client_secret_file",
+                        "is missing; the client_credentials grant needs "
+                        "client_secret_file or client_secret");
+    }
+    if (object.contains("refresh_token_file")) {
+      return where.Fail("refresh_token_file",
+                        "is set but grant is client_credentials, which uses "
+                        "no refresh token; remove it or change the grant");
+    }
+    std::string tenant = Lower(out.tenant);
+    if (tenant == "common" || tenant == "organizations" ||
+        tenant == "consumers") {
+      return where.Fail("tenant", "is " + out.tenant +
+                                      ", which only works for delegated "
+                                      "sign-ins; client_credentials needs "
+                                      "your tenant ID or domain");
+    }
+    return {};
+  }
+
+  RETURN_IF_ERROR(ReadPath(where, object, "refresh_token_file",
+                           out.refresh_token_file, true));
+  auto token = ReadSecretFile(out.refresh_token_file);
+  if (!token) {
+    return where.Fail("refresh_token_file",
+                      ": " + token.error() +
+                          "; store the refresh token from the first "
+                          "sign-in there");
+  }
+  return {};
+}
+
+// Reads one element of "accounts".
+Status ReadAccount(const std::string& path, const json& object,
+                   std::size_t index, Account& out) {
+  Where where{path, "accounts[" + std::to_string(index) + "]."};
+  if (!object.is_object()) {
+    return std::unexpected(path + ": accounts[" + std::to_string(index) +
+                           "] must be an object, not " +
+                           std::string(object.type_name()));
+  }
+  RETURN_IF_ERROR(CheckKeys(where, object, kAccountKeys));
+  RETURN_IF_ERROR(ReadIdentity(where, object, out));
+  RETURN_IF_ERROR(ReadGrant(where, object, out.grant));
+  RETURN_IF_ERROR(ReadClientSecret(where, object, out));
+  RETURN_IF_ERROR(ReadGrantNeeds(where, object, out));
+  RETURN_IF_ERROR(ReadString(where, object, "scope", out.scope, false));
+  if (out.scope.empty())
+    out.scope = DefaultScope(out.cloud, out.grant);
+  return {};
+}
+
+// Reads "accounts": a non-empty array with one entry per mailbox.
+Status ReadAccounts(const std::string& path, const json& root,
+                    std::vector<Account>& out) {
+  auto it = root.find("accounts");
+  if (it == root.end() || !it->is_array() || it->empty()) {
+    return std::unexpected(path +
+                           ": accounts is missing or empty; add one entry "
+                           "per mailbox that relays mail");
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    Account account;
+    RETURN_IF_ERROR(ReadAccount(path, (*it)[i], i, account));
+    for (std::size_t j = 0; j < out.size(); ++j) {
+      if (Lower(out[j].mailbox) != Lower(account.mailbox))
+        continue;
+      return std::unexpected(
+          path + ": accounts[" + std::to_string(i) + "].mailbox " +
+          account.mailbox + " is already used by accounts[" +
+          std::to_string(j) + "]; each mailbox may appear once");
+    }
+    out.push_back(std::move(account));
+  }
+  return {};
+}
+
+// Reads the socket path, which must fit in sockaddr_un.
+Status ReadSocket(const Where& where, const json& root, std::string& out) {
+  RETURN_IF_ERROR(ReadPath(where, root, "socket", out, false));
+  if (out.size() >= sizeof(sockaddr_un::sun_path)) {
+    return where.Fail("socket",
+                      "is longer than " +
+                          std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                          " bytes; choose a shorter path");
+  }
+  return {};
+}
+
+// Reads ca_file, which must exist when given.
+Status ReadCaFile(const Where& where, const json& root, std::string& out) {
+  RETURN_IF_ERROR(ReadPath(where, root, "ca_file", out, false));
+  struct stat info {};
+  if (!out.empty() && stat(out.c_str(), &info) != 0) {
+    return where.Fail("ca_file", "is " + out + ", which cannot be read: " +
+                                     std::strerror(errno));
+  }
+  return {};
+}
+
+// Reads the optional log_level.
+Status ReadLogLevel(const Where& where, const json& root, LogLevel& out) {
+  std::string name;
+  RETURN_IF_ERROR(ReadString(where, root, "log_level", name, false));
+  if (name.empty())
+    return {};
+  auto level = ParseLogLevel(name);
+  if (!level) {
+    return where.Fail("log_level",
+                      "is \"" + name + "\"; use debug, info, warn or error");
+  }
+  out = *level;
+  return {};
+}
+
+// Reads every top-level setting except accounts.
+Status ReadSettings(const Where& where, const json& root, Config& out) {
+  RETURN_IF_ERROR(ReadSocket(where, root, out.socket));
+  std::vector<unsigned> uids;
+  std::vector<unsigned> gids;
+  RETURN_IF_ERROR(ReadIds(where, root, "allowed_users", true, uids));
+  RETURN_IF_ERROR(ReadIds(where, root, "allowed_groups", false, gids));
+  out.allowed_uids.assign(uids.begin(), uids.end());
+  out.allowed_gids.assign(gids.begin(), gids.end());
+  RETURN_IF_ERROR(ReadCaFile(where, root, out.ca_file));
+  RETURN_IF_ERROR(ReadString(where, root, "proxy", out.proxy, false));
+  RETURN_IF_ERROR(ReadSeconds(where, root, "connect_timeout_seconds", 1, 300,
+                              out.connect_timeout_seconds));
+  RETURN_IF_ERROR(ReadSeconds(where, root, "request_timeout_seconds", 1, 600,
+                              out.request_timeout_seconds));
+  RETURN_IF_ERROR(ReadSeconds(where, root, "refresh_margin_seconds", 0, 3000,
+                              out.refresh_margin_seconds));
+  return ReadLogLevel(where, root, out.log_level);
+}
+
+// The text of a parse_error after nlohmann's "... column N: " preamble.
+std::string SyntaxDetail(const std::string& what) {
+  std::string detail = what;
+  std::size_t column = detail.find(", column ");
+  std::size_t colon =
+      column == std::string::npos ? column : detail.find(": ", column);
+  if (colon != std::string::npos)
+    detail = detail.substr(colon + 2);
+  if (detail.starts_with("syntax error "))
+    detail = detail.substr(13);
+  if (detail.find("expected '}'") != std::string::npos ||
+      detail.find("expected ']'") != std::string::npos) {
+    detail += " (is a comma missing before this point?)";
+  }
+  return detail;
+}
+
+}  // namespace
+
+std::string_view GrantName(Grant grant) {
+  return grant == Grant::kClientCredentials ? "client_credentials"
+                                            : "refresh_token";
+}
+
+std::string Account::TokenUrl() const {
+  return authority + "/" + tenant + "/oauth2/v2.0/token";
+}
+
+const Account* Config::FindAccount(std::string_view mailbox) const {
+  std::string wanted = Lower(mailbox);
+  for (const Account& account : accounts) {
+    if (Lower(account.mailbox) == wanted)
+      return &account;
+  }
+  return nullptr;
+}
+
+std::string_view DefaultAuthority(Cloud cloud) {
+  return InfoFor(cloud).authority;
+}
+
+std::string DefaultScope(Cloud cloud, Grant grant) {
+  const CloudInfo& info = InfoFor(cloud);
+  if (grant == Grant::kClientCredentials)
+    return std::string(info.app_scope);
+  return std::string(info.delegated_scope) + " offline_access";
+}
+
+std::string SyntaxErrorPosition(std::string_view text, std::size_t byte,
+                                const std::string& abs_path) {
+  if (text.empty())
+    return abs_path + ":1:1";
+  std::size_t index = std::min(byte == 0 ? 1 : byte, text.size()) - 1;
+
+  // nlohmann reports the last byte it read; step back to where that token
+  // starts, which is where an editor should put the cursor.
+  if (text[index] == '"' && index > 0) {
+    std::size_t open = text.rfind('"', index - 1);
+    while (open != std::string_view::npos && open > 0 &&
+           text[open - 1] == '\\') {
+      open = text.rfind('"', open - 1);
+    }
+    if (open != std::string_view::npos)
+      index = open;
+  } else {
+    auto in_word = [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+             c == '-' || c == '+';
+    };
+    while (index > 0 && in_word(text[index]) && in_word(text[index - 1])) {
+      --index;
+    }
+  }
+
+  std::size_t line = 1 + static_cast<std::size_t>(std::count(
+                             text.begin(), text.begin() + index, '\n'));
+  std::size_t line_start = text.rfind('\n', index == 0 ? 0 : index - 1);
+  bool first_line = line_start == std::string_view::npos || line == 1;
+  std::size_t column = first_line ? index + 1 : index - line_start;
+  return abs_path + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::expected<Config, std::string> ParseConfig(std::string_view text,
+                                               const std::string& abs_path) {
+  json root;
+  try {
+    root = json::parse(text, nullptr, true, true);
+  } catch (const json::parse_error& error) {
+    return std::unexpected(SyntaxErrorPosition(text, error.byte, abs_path) +
+                           ": syntax error: " + SyntaxDetail(error.what()));
+  } catch (const std::exception& error) {
+    return std::unexpected(abs_path + ": cannot parse: " + error.what());
+  }
+
+  try {
+    if (!root.is_object()) {
+      return std::unexpected(abs_path +
+                             ": the top level must be a JSON "
+                             "object ({ ... })");
+    }
+    Config config;
+    config.path = abs_path;
+    Where where{abs_path, ""};
+    RETURN_IF_ERROR(CheckKeys(where, root, kTopKeys));
+    RETURN_IF_ERROR(ReadSettings(where, root, config));
+    RETURN_IF_ERROR(ReadAccounts(abs_path, root, config.accounts));
+    return config;
+  } catch (const std::exception& error) {
+    return std::unexpected(abs_path + ": cannot read: " + error.what());
+  }
+}
+
+std::expected<Config, std::string> LoadConfig(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  std::string abs_path = ec ? path : abs.lexically_normal().string();
+
+  // Bound the size before reading so a wrong path (a log file, a device)
+  // fails fast with a clear message.
+  struct stat info {};
+  if (stat(abs_path.c_str(), &info) != 0) {
+    return std::unexpected(
+        abs_path + ": cannot read the configuration: " + std::strerror(errno) +
+        "; create it or pass --config PATH");
+  }
+  if (!S_ISREG(info.st_mode) ||
+      static_cast<std::size_t>(info.st_size) > kMaxConfigBytes) {
+    return std::unexpected(abs_path +
+                           ": is not a regular file of at most 1 MiB; is "
+                           "this the configuration file?");
+  }
+
+  std::ifstream in(abs_path, std::ios::binary);
+  std::ostringstream content;
+  if (in.is_open() && info.st_size > 0)
+    content << in.rdbuf();
+  if (!in.is_open() || in.bad()) {
+    return std::unexpected(abs_path + ": cannot read the configuration");
+  }
+  return ParseConfig(content.str(), abs_path);
+}
+
+}  // namespace xoauth2::helper

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+//
+// The token-helper configuration: loading the JSON file (comments allowed)
+// and validating every field before anything starts.
+//
+// Main types: Config (process-wide settings) holding Accounts (one per
+// mailbox). LoadConfig() reads the file (at most 1 MiB), ParseConfig()
+// validates text already read; both return the first problem as a message
+// that starts with the ABSOLUTE path of the file, names the field (for
+// example "accounts[0].tenant") and says how to fix it. JSON syntax errors
+// carry "path:line:column:". Values left from the shipped examples
+// ("REPLACE-WITH-...", the all-zero GUID) are refused by name.
+//
+// Client secret files are read here (so `check` proves they are readable);
+// refresh token files are only checked here and re-read before each
+// refresh because the helper rewrites them. Users and groups are resolved
+// with getpwnam_r/getgrnam_r; numbers are taken as ids. Nothing is logged
+// and no exception escapes.
+//
+// Scopes and authorities per cloud follow Microsoft identity platform v2.0
+// (see the reference table "Authorities and SMTP scopes per cloud").
+
+#ifndef XOAUTH2_TOKEN_HELPER_CONFIG_H
+#define XOAUTH2_TOKEN_HELPER_CONFIG_H
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <expected>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "log.h"
+#include "secret.h"
+
+namespace xoauth2::helper {
+
+inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
+
+enum class Cloud { kGlobal, kUsGov, kChina };
+enum class Grant { kClientCredentials, kRefreshToken };
+
+// "client_credentials" or "refresh_token".
+std::string_view GrantName(Grant grant);
+
+// One mailbox and how to get access tokens for it.
+struct Account {
+  std::string name;     // for logs; defaults to the mailbox
+  std::string mailbox;  // protocol::IsValidMailbox
+  Cloud cloud = Cloud::kGlobal;
+  std::string authority;  // https://..., no trailing slash
+  std::string tenant;     // GUID, domain, or organizations/common/consumers
+  std::string client_id;
+  Grant grant = Grant::kClientCredentials;
+  Secret client_secret;            // empty for a public client
+  std::string refresh_token_file;  // absolute; refresh_token grant only
+  std::string scope;               // the cloud's default unless overridden
+
+  // {authority}/{tenant}/oauth2/v2.0/token
+  std::string TokenUrl() const;
+};
+
+struct Config {
+  std::string path;  // absolute path of the file this was read from
+  std::string socket = XOAUTH2_DEFAULT_SOCKET;
+  std::vector<uid_t> allowed_uids;
+  std::vector<gid_t> allowed_gids;
+  std::string ca_file;  // empty: the system's CA store
+  std::string proxy;    // empty: none (libcurl's environment rules apply)
+  long connect_timeout_seconds = 10;
+  long request_timeout_seconds = 30;
+  long refresh_margin_seconds = 600;
+  LogLevel log_level = LogLevel::kInfo;
+  std::vector<Account> accounts;
+
+  // The account for `mailbox` (compared case-insensitively) or nullptr.
+  const Account* FindAccount(std::string_view mailbox) const;
+};
+
+// The default authority for `cloud`, e.g. https://login.microsoftonline.com
+std::string_view DefaultAuthority(Cloud cloud);
+
+// The default scope for an account of `cloud` using `grant`.
+std::string DefaultScope(Cloud cloud, Grant grant);
+
+// Reads and validates the file at `path` (made absolute first).
+std::expected<Config, std::string> LoadConfig(const std::string& path);
+
+// Validates `text`, the content of the file whose absolute path is
+// `abs_path` (used in every message).
+std::expected<Config, std::string> ParseConfig(std::string_view text,
+                                               const std::string& abs_path);
+
+// "path:line:column" for the 1-based byte offset that nlohmann::json
+// reports in a parse_error, pointing at the start of the offending token.
+std::string SyntaxErrorPosition(std::string_view text, std::size_t byte,
+                                const std::string& abs_path);
+
+}  // namespace xoauth2::helper
+
+#endif  // XOAUTH2_TOKEN_HELPER_CONFIG_H

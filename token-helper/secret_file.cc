@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MIT
+//
+// POSIX file handling for secret files: bounded reads and the
+// temp-file/fsync/rename/fsync-directory replacement sequence.
+
+#include "secret_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace xoauth2::helper {
+namespace {
+
+std::string ErrnoText(int error) {
+  return std::strerror(error);
+}
+
+// Closes a descriptor when it goes out of scope.
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  ~FdGuard() {
+    if (fd_ >= 0)
+      close(fd_);
+  }
+  int get() const { return fd_; }
+  // Closes now and reports close(2)'s result.
+  int Release() {
+    int rc = close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string Trim(const std::string& text) {
+  const char* ws = " \t\r\n";
+  std::size_t first = text.find_first_not_of(ws);
+  if (first == std::string::npos)
+    return {};
+  std::size_t last = text.find_last_not_of(ws);
+  return text.substr(first, last - first + 1);
+}
+
+// Writes all of `data`, retrying short writes and EINTR.
+bool WriteAll(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Creates a fresh temporary file next to `path`; returns fd and its name.
+int CreateTemp(const std::string& path, std::string& temp_path) {
+  static std::atomic<unsigned> counter{0};
+  std::filesystem::path target(path);
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    temp_path =
+        (target.parent_path() / ("." + target.filename().string() + ".tmp." +
+                                 std::to_string(getpid()) + "." +
+                                 std::to_string(counter.fetch_add(1))))
+            .string();
+    int fd = open(temp_path.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0 || errno != EEXIST)
+      return fd;
+  }
+  errno = EEXIST;
+  return -1;
+}
+
+// fsyncs the directory holding `path` so the rename itself is durable.
+bool SyncParentDirectory(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty())
+    dir = ".";
+  FdGuard fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  return fd.get() >= 0 && fsync(fd.get()) == 0;
+}
+
+// Writes, fixes mode/owner and syncs the open temporary file.
+std::expected<void, std::string> FillTemp(int fd, const std::string& path,
+                                          const Secret& value) {
+  // The umask may have cleared bits of 0600 or we may replace a file with
+  // looser bits: set the mode explicitly.
+  if (fchmod(fd, 0600) != 0) {
+    return std::unexpected("cannot set mode 0600: " + ErrnoText(errno));
+  }
+
+  // Keep the owner of the file we replace when we are allowed to.
+  struct stat old_stat {};
+  if (geteuid() == 0 && stat(path.c_str(), &old_stat) == 0) {
+    if (fchown(fd, old_stat.st_uid, old_stat.st_gid) != 0) {
+      return std::unexpected("cannot keep owner: " + ErrnoText(errno));
+    }
+  }
+
+  if (!WriteAll(fd, value.Reveal() + "\n") || fsync(fd) != 0) {
+    return std::unexpected("cannot write: " + ErrnoText(errno));
+  }
+  return {};
+}
+
+}  // namespace
+
+std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
+                                                  std::size_t limit) {
+  FdGuard fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return std::unexpected("cannot open " + path + ": " + ErrnoText(errno));
+  }
+  struct stat info {};
+  if (fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
+    return std::unexpected(path + " is not a regular file");
+  }
+
+  // Read at most limit + 1 bytes so that an oversized file is detected even
+  // if it grows while we read.
+  std::string content;
+  char buffer[4096];
+  while (content.size() <= limit) {
+    ssize_t n = read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      return std::unexpected("cannot read " + path + ": " + ErrnoText(errno));
+    }
+    if (n == 0)
+      break;
+    content.append(buffer, static_cast<std::size_t>(n));
+  }
+  if (content.size() > limit) {
+    return std::unexpected(path + " is larger than " + std::to_string(limit) +
+                           " bytes; it should hold one secret only");
+  }
+
+  Secret secret(Trim(content));
+  OPENSSL_cleanse(content.data(), content.size());
+  OPENSSL_cleanse(buffer, sizeof buffer);
+  if (secret.empty())
+    return std::unexpected(path + " is empty");
+  return secret;
+}
+
+std::expected<void, std::string> WriteSecretFileAtomically(
+    const std::string& path, const Secret& value) {
+  std::string temp_path;
+  int raw_fd = CreateTemp(path, temp_path);
+  if (raw_fd < 0) {
+    return std::unexpected("cannot create a temporary file next to " + path +
+                           ": " + ErrnoText(errno));
+  }
+  FdGuard fd(raw_fd);
+
+  // Fill the temporary file; on any failure remove it and keep the old file.
+  auto filled = FillTemp(fd.get(), path, value);
+  if (filled && fd.Release() != 0) {
+    filled = std::unexpected("cannot close: " + ErrnoText(errno));
+  }
+  if (filled && rename(temp_path.c_str(), path.c_str()) != 0) {
+    filled = std::unexpected("cannot rename into place: " + ErrnoText(errno));
+  }
+  if (!filled) {
+    unlink(temp_path.c_str());
+    return std::unexpected("cannot replace " + path + ": " + filled.error());
+  }
+
+  if (!SyncParentDirectory(path)) {
+    return std::unexpected(
+        "replaced " + path +
+        " but cannot fsync its directory: " + ErrnoText(errno));
+  }
+  return {};
+}
+
+}  // namespace xoauth2::helper

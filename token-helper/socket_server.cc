@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+//
+// SocketServer: listening socket set-up, the accept loop (poll on the
+// socket and a wake-up pipe), and per-connection handling with peer
+// checks, a bounded line read and a one-line answer.
+
+#include "socket_server.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "log.h"
+#include "socket_client.h"
+
+namespace xoauth2::helper {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string ErrnoText() {
+  return std::strerror(errno);
+}
+
+protocol::Response Error(protocol::ErrorCode code, std::string text) {
+  protocol::Response response;
+  response.code = code;
+  response.text = std::move(text);
+  return response;
+}
+
+bool Contains(std::span<const unsigned> ids, unsigned id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+// Sends `bytes` once, without blocking and without SIGPIPE.
+void SendQuietly(int fd, const std::string& bytes) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n =
+        send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// "2 s" or "250 ms".
+std::string DurationText(std::chrono::milliseconds duration) {
+  if (duration.count() % 1000 == 0) {
+    return std::to_string(duration.count() / 1000) + " s";
+  }
+  return std::to_string(duration.count()) + " ms";
+}
+
+// Reads one request line within `timeout`. Error values are the answers
+// to give: too long, or no complete line in time.
+std::expected<std::string, protocol::Response> ReadRequest(
+    int fd, std::chrono::milliseconds timeout) {
+  Clock::time_point deadline = Clock::now() + timeout;
+  std::string line;
+  char buffer[512];
+  while (line.find('\n') == std::string::npos) {
+    if (line.size() >= protocol::kMaxRequestBytes) {
+      return std::unexpected(Error(protocol::ErrorCode::kBadRequest,
+                                   "request longer than 1024 bytes"));
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - Clock::now());
+    pollfd entry{fd, POLLIN, 0};
+    int rc =
+        left.count() > 0 ? poll(&entry, 1, static_cast<int>(left.count())) : 0;
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc <= 0) {
+      return std::unexpected(
+          Error(protocol::ErrorCode::kBadRequest,
+                "no complete request line within " + DurationText(timeout)));
+    }
+    std::size_t room = protocol::kMaxRequestBytes + 1 - line.size();
+    ssize_t n = recv(fd, buffer, std::min(room, sizeof buffer), 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;  // the client closed its side: take what we have
+    line.append(buffer, static_cast<std::size_t>(n));
+  }
+  // Only the first line counts; anything a client sent after it is ignored.
+  std::size_t newline = line.find('\n');
+  if (newline != std::string::npos)
+    line.resize(newline + 1);
+  if (line.size() > protocol::kMaxRequestBytes) {
+    return std::unexpected(Error(protocol::ErrorCode::kBadRequest,
+                                 "request longer than 1024 bytes"));
+  }
+  return line;
+}
+
+// The peer's credentials from the kernel.
+std::optional<PeerCredentials> PeerOf(int fd) {
+  ucred cred{};
+  socklen_t length = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) {
+    return std::nullopt;
+  }
+  return PeerCredentials{cred.pid, cred.uid, cred.gid};
+}
+
+// mkdir -p with mode 0755 for each directory it creates.
+std::expected<void, std::string> MakeDirectories(
+    const std::filesystem::path& dir) {
+  std::filesystem::path partial;
+  for (const auto& part : dir) {
+    partial /= part;
+    if (mkdir(partial.c_str(), 0755) == 0) {
+      chmod(partial.c_str(), 0755);  // the umask may have removed bits
+    } else if (errno != EEXIST) {
+      return std::unexpected("cannot create directory " + partial.string() +
+                             ": " + ErrnoText());
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+bool IsPeerAllowed(const AccessPolicy& policy, const PeerCredentials& peer,
+                   std::span<const gid_t> user_groups) {
+  if (policy.always_allow_root && peer.uid == 0)
+    return true;
+  if (Contains(policy.uids, peer.uid))
+    return true;
+  if (Contains(policy.gids, peer.gid))
+    return true;
+  return std::any_of(user_groups.begin(), user_groups.end(),
+                     [&](gid_t gid) { return Contains(policy.gids, gid); });
+}
+
+std::vector<gid_t> GroupsOfUser(uid_t uid) {
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return {};
+  }
+  int count = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(count));
+  if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<std::size_t>(count));
+    getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count);
+  }
+  groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+  return groups;
+}
+
+SocketServer::SocketServer(ServerOptions options, RequestHandler handler)
+    : options_(std::move(options)), handler_(std::move(handler)) {}
+
+SocketServer::~SocketServer() {
+  Stop();
+}
+
+std::expected<void, std::string> SocketServer::PrepareDirectory() {
+  std::filesystem::path dir =
+      std::filesystem::path(options_.path).parent_path();
+  if (dir.empty())
+    return {};
+  return MakeDirectories(dir);
+}
+
+// Removes a socket left by a helper that died; refuses to touch anything
+// else, or a socket a live helper still answers on.
+std::expected<void, std::string> SocketServer::RemoveStaleSocket() {
+  struct stat info {};
+  if (lstat(options_.path.c_str(), &info) != 0)
+    return {};
+  if (!S_ISSOCK(info.st_mode)) {
+    return std::unexpected(options_.path +
+                           " exists and is not a socket; remove it or set "
+                           "another socket path");
+  }
+  if (auto fd = ConnectUnix(options_.path)) {
+    close(*fd);
+    return std::unexpected("another token-helper is already listening on " +
+                           options_.path + "; stop it first");
+  }
+  if (unlink(options_.path.c_str()) != 0 && errno != ENOENT) {
+    return std::unexpected("cannot remove the stale socket " + options_.path +
+                           ": " + ErrnoText());
+  }
+  return {};
+}
+
+// socket, bind, chmod 0666, listen.
+std::expected<void, std::string> SocketServer::Bind() {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (options_.path.size() >= sizeof address.sun_path) {
+    return std::unexpected(options_.path + ": socket path too long");
+  }
+  std::memcpy(address.sun_path, options_.path.c_str(),
+              options_.path.size() + 1);
+
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0)
+    return std::unexpected("socket: " + ErrnoText());
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) !=
+      0) {
+    return std::unexpected("cannot bind " + options_.path + ": " + ErrnoText());
+  }
+
+  // Everyone may connect; SO_PEERCRED decides who gets an answer.
+  struct stat info {};
+  if (chmod(options_.path.c_str(), 0666) != 0 ||
+      stat(options_.path.c_str(), &info) != 0) {
+    return std::unexpected("cannot set mode 0666 on " + options_.path + ": " +
+                           ErrnoText());
+  }
+  socket_inode_ = info.st_ino;
+  if (listen(listen_fd_, 128) != 0) {
+    return std::unexpected("cannot listen on " + options_.path + ": " +
+                           ErrnoText());
+  }
+  return {};
+}
+
+std::expected<void, std::string> SocketServer::Start() {
+  auto ready = PrepareDirectory();
+  if (ready)
+    ready = RemoveStaleSocket();
+  if (ready)
+    ready = Bind();
+  int pipe_fds[2];
+  if (ready && pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    ready = std::unexpected("pipe: " + ErrnoText());
+  }
+  if (!ready) {
+    if (listen_fd_ >= 0)
+      close(listen_fd_);
+    listen_fd_ = -1;
+    return ready;
+  }
+  wake_read_ = pipe_fds[0];
+  wake_write_ = pipe_fds[1];
+  acceptor_ = std::thread(&SocketServer::AcceptLoop, this);
+  return {};
+}
+
+void SocketServer::Stop() {
+  if (!acceptor_.joinable())
+    return;
+
+  // Wake the acceptor, then wait until every connection thread is done.
+  char byte = 1;
+  ssize_t ignored = write(wake_write_, &byte, 1);
+  (void)ignored;
+  acceptor_.join();
+  {
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [this] { return active_ == 0; });
+  }
+
+  // Unlink only the socket we created, not one a successor bound since.
+  struct stat info {};
+  if (stat(options_.path.c_str(), &info) == 0 && info.st_ino == socket_inode_) {
+    unlink(options_.path.c_str());
+  }
+  close(listen_fd_);
+  close(wake_read_);
+  close(wake_write_);
+  listen_fd_ = wake_read_ = wake_write_ = -1;
+}
+
+void SocketServer::AcceptLoop() {
+  while (true) {
+    pollfd entries[2] = {{listen_fd_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
+    if (poll(entries, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      Log(LogLevel::kError, "accept_failed", {{"error", ErrnoText()}});
+      return;
+    }
+    if (entries[1].revents != 0)
+      return;
+
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0)
+      continue;
+
+    // Over the cap: answer at once from this thread and close.
+    std::unique_lock lock(mutex_);
+    if (active_ >= options_.max_connections) {
+      lock.unlock();
+      SendQuietly(fd, protocol::FormatResponse(
+                          Error(protocol::ErrorCode::kUnavailable,
+                                "too many connections; try again")));
+      close(fd);
+      continue;
+    }
+    ++active_;
+    lock.unlock();
+    std::thread(&SocketServer::Serve, this, fd).detach();
+  }
+}
+
+// Serves one connection on its own thread, then closes it.
+void SocketServer::Serve(int fd) {
+  std::string answer;
+  std::optional<PeerCredentials> peer = PeerOf(fd);
+  try {
+    answer = peer ? Respond(fd, *peer)
+                  : protocol::FormatResponse(Error(
+                        protocol::ErrorCode::kInternal, "no peer credentials"));
+  } catch (const std::exception& error) {
+    Log(LogLevel::kError, "request_failed", {{"error", error.what()}});
+    answer = protocol::FormatResponse(
+        Error(protocol::ErrorCode::kInternal, "internal error; see the log"));
+  }
+  SendQuietly(fd, answer);
+  close(fd);
+
+  std::lock_guard lock(mutex_);
+  --active_;
+  idle_.notify_all();
+}
+
+// Checks the peer, reads the request and produces the answer line.
+std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
+  std::vector<gid_t> groups;
+  if (!IsPeerAllowed(options_.policy, peer, {}))
+    groups = GroupsOfUser(peer.uid);
+  if (!IsPeerAllowed(options_.policy, peer, groups)) {
+    Log(LogLevel::kWarn, "peer_denied",
+        {{"uid", peer.uid},
+         {"gid", peer.gid},
+         {"pid", peer.pid},
+         {"fix",
+          "add the user to allowed_users or a group to "
+          "allowed_groups"}});
+    return protocol::FormatResponse(
+        Error(protocol::ErrorCode::kDenied,
+              "uid " + std::to_string(peer.uid) +
+                  " may not ask for tokens; see allowed_users"));
+  }
+
+  auto line = ReadRequest(fd, options_.read_timeout);
+  if (!line)
+    return protocol::FormatResponse(line.error());
+  if (line->empty()) {
+    return protocol::FormatResponse(
+        Error(protocol::ErrorCode::kBadRequest, "empty request"));
+  }
+  auto request = protocol::ParseRequest(*line);
+  if (!request) {
+    return protocol::FormatResponse(
+        Error(request.error().code, request.error().text));
+  }
+
+  protocol::Response response = handler_(*request);
+  Log(LogLevel::kDebug, "request_served",
+      {{"verb", request->verb == protocol::Verb::kToken ? "token" : "reject"},
+       {"mailbox", request->mailbox},
+       {"uid", peer.uid},
+       {"pid", peer.pid},
+       {"result", response.ok
+                      ? std::string("ok")
+                      : std::string(protocol::ErrorCodeName(response.code))}});
+  return protocol::FormatResponse(response);
+}
+
+}  // namespace xoauth2::helper

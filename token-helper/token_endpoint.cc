@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: MIT
+//
+// libcurl transport for the token endpoint, form encoding and the
+// refresh token hand-over to disk. Every libcurl error is turned into a
+// temporary TokenFailure whose message names the likely fix.
+
+#include "token_endpoint.h"
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "secret_file.h"
+
+namespace xoauth2::helper {
+namespace {
+
+// What the write and header callbacks collect.
+struct Transfer {
+  std::string body;
+  bool overflow = false;
+  std::optional<long> retry_after;
+
+  ~Transfer() { OPENSSL_cleanse(body.data(), body.size()); }
+};
+
+// CURLOPT_WRITEFUNCTION: keeps at most kMaxTokenResponseBytes.
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  size_t bytes = size * count;
+  if (transfer->body.size() + bytes > kMaxTokenResponseBytes) {
+    transfer->overflow = true;
+    return 0;  // makes libcurl abort with CURLE_WRITE_ERROR
+  }
+  transfer->body.append(data, bytes);
+  return bytes;
+}
+
+// CURLOPT_HEADERFUNCTION: picks up Retry-After.
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  size_t bytes = size * count;
+  std::string_view line(data, bytes);
+  constexpr std::string_view kName = "retry-after:";
+  if (line.size() > kName.size() &&
+      curl_strnequal(line.data(), kName.data(), kName.size())) {
+    transfer->retry_after = ParseRetryAfter(line.substr(kName.size()));
+  }
+  return bytes;
+}
+
+// CURLOPT_XFERINFOFUNCTION: aborts the transfer once shutdown began.
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
+}
+
+struct CurlDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
+using CurlList = std::unique_ptr<curl_slist, SlistDeleter>;
+
+// Turns a libcurl failure into words an operator can act on.
+std::string TransportMessage(CURLcode code, const char* detail,
+                             const Transfer& transfer,
+                             const HttpSettings& settings,
+                             const std::string& url) {
+  std::string why = *detail != '\0' ? detail : curl_easy_strerror(code);
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return "no answer from " + url + " within " +
+             std::to_string(settings.request_timeout_seconds) +
+             " s (request_timeout_seconds): " + why;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return "cannot resolve the host of " + url + ": " + why +
+             "; check DNS and proxy";
+    case CURLE_COULDNT_CONNECT:
+      return "cannot connect to " + url + ": " + why +
+             "; check the network, firewall and proxy";
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CONNECT_ERROR:
+      return "TLS with " + url + " failed: " + why +
+             "; check ca_file and the system CA store";
+    case CURLE_ABORTED_BY_CALLBACK:
+      return "request to " + url + " cancelled: the helper is stopping";
+    case CURLE_WRITE_ERROR:
+      if (transfer.overflow) {
+        return "the answer from " + url +
+               " exceeds 64 KiB; not a token "
+               "endpoint?";
+      }
+      [[fallthrough]];
+    default:
+      return "request to " + url + " failed: " + why;
+  }
+}
+
+// Applies the fixed safety options and the configured transport settings.
+void SetOptions(CURL* curl, const HttpSettings& settings, Transfer& transfer,
+                char* error_buffer, const std::atomic<bool>& cancelled) {
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+  if (!settings.ca_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
+  }
+  if (!settings.proxy.empty()) {
+    curl_easy_setopt(curl, CURLOPT_PROXY, settings.proxy.c_str());
+  }
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
+                   settings.connect_timeout_seconds);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, settings.request_timeout_seconds);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "xoauth2-relay/" XOAUTH2_VERSION);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &cancelled);
+}
+
+// POSTs `body` to `url`; the answer, or a transport failure.
+std::expected<long, TokenFailure> Post(const HttpSettings& settings,
+                                       const std::string& url,
+                                       const Secret& body, Transfer& transfer,
+                                       const std::atomic<bool>& cancelled) {
+  CurlHandle curl(curl_easy_init());
+  if (!curl)
+    return std::unexpected(TransportFailure("libcurl init failed"));
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  SetOptions(curl.get(), settings, transfer, error_buffer, cancelled);
+
+  CurlList headers(curl_slist_append(
+      nullptr, "Content-Type: application/x-www-form-urlencoded"));
+  headers.reset(
+      curl_slist_append(headers.release(), "Accept: application/json"));
+  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.Reveal().data());
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE_LARGE,
+                   static_cast<curl_off_t>(body.Reveal().size()));
+
+  CURLcode code = curl_easy_perform(curl.get());
+  if (code != CURLE_OK) {
+    return std::unexpected(TransportFailure(
+        TransportMessage(code, error_buffer, transfer, settings, url)));
+  }
+  long status = 0;
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+  return status;
+}
+
+// curl_easy_escape of `text`, which may be a secret; nullopt on failure.
+std::optional<Secret> Escape(CURL* curl, std::string_view text) {
+  char* escaped =
+      curl_easy_escape(curl, text.data(), static_cast<int>(text.size()));
+  if (escaped == nullptr)
+    return std::nullopt;
+  Secret result{std::string(escaped)};
+  OPENSSL_cleanse(escaped, std::char_traits<char>::length(escaped));
+  curl_free(escaped);
+  return result;
+}
+
+// Stores a rotated refresh token before its access token is handed out.
+std::expected<void, TokenFailure> KeepRefreshToken(const Account& account,
+                                                   const Secret& old_token,
+                                                   const Secret& new_token) {
+  if (new_token.empty() || new_token == old_token)
+    return {};
+  auto written =
+      WriteSecretFileAtomically(account.refresh_token_file, new_token);
+  if (written)
+    return {};
+  TokenFailure failure = TransportFailure(
+      "cannot store the new refresh token: " + written.error() +
+      "; the previous one stays in place and is retried");
+  return std::unexpected(failure);
+}
+
+}  // namespace
+
+HttpSettings HttpSettings::FromConfig(const Config& config) {
+  return HttpSettings{config.ca_file, config.proxy,
+                      config.connect_timeout_seconds,
+                      config.request_timeout_seconds};
+}
+
+CurlTokenFetcher::CurlTokenFetcher(HttpSettings settings)
+    : settings_(std::move(settings)) {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::expected<Secret, std::string> EncodeForm(
+    std::span<const FormField> fields) {
+  CurlHandle curl(curl_easy_init());
+  if (!curl)
+    return std::unexpected("libcurl init failed");
+
+  std::string body;
+  for (const FormField& field : fields) {
+    auto name = Escape(curl.get(), field.name);
+    auto value = Escape(curl.get(), field.value);
+    if (!name || !value)
+      return std::unexpected("out of memory");
+    if (!body.empty())
+      body += '&';
+    body += name->Reveal() + "=" + value->Reveal();
+  }
+  Secret secret(body);
+  OPENSSL_cleanse(body.data(), body.size());
+  return secret;
+}
+
+std::expected<Secret, std::string> BuildTokenRequestBody(
+    const Account& account, const Secret& refresh_token) {
+  std::vector<FormField> fields;
+  if (account.grant == Grant::kClientCredentials) {
+    fields = {{"grant_type", "client_credentials"},
+              {"client_id", account.client_id},
+              {"client_secret", account.client_secret.Reveal()},
+              {"scope", account.scope}};
+  } else {
+    fields = {{"grant_type", "refresh_token"},
+              {"client_id", account.client_id},
+              {"refresh_token", refresh_token.Reveal()},
+              {"scope", account.scope}};
+    // A public client has no secret; send one only when configured.
+    if (!account.client_secret.empty()) {
+      fields.push_back({"client_secret", account.client_secret.Reveal()});
+    }
+  }
+  return EncodeForm(fields);
+}
+
+std::expected<TokenGrant, TokenFailure> CurlTokenFetcher::Fetch(
+    const Account& account) {
+  // The refresh token is re-read each time: it rotates on disk.
+  Secret refresh_token;
+  if (account.grant == Grant::kRefreshToken) {
+    auto read = ReadSecretFile(account.refresh_token_file);
+    if (!read) {
+      TokenFailure failure =
+          TransportFailure("cannot read the refresh token: " + read.error());
+      failure.failure_class = FailureClass::kConfiguration;
+      return std::unexpected(failure);
+    }
+    refresh_token = std::move(*read);
+  }
+
+  auto body = BuildTokenRequestBody(account, refresh_token);
+  if (!body)
+    return std::unexpected(TransportFailure(body.error()));
+  Transfer transfer;
+  auto status =
+      Post(settings_, account.TokenUrl(), *body, transfer, cancelled_);
+  if (!status)
+    return std::unexpected(status.error());
+
+  auto grant = ParseTokenResponse(
+      HttpAnswer{*status, transfer.body, transfer.retry_after}, account.tenant);
+  if (!grant)
+    return grant;
+  auto kept = KeepRefreshToken(account, refresh_token, grant->refresh_token);
+  if (!kept)
+    return std::unexpected(kept.error());
+  return grant;
+}
+
+}  // namespace xoauth2::helper

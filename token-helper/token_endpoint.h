@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+//
+// The client of the token endpoint: POST {authority}/{tenant}/oauth2/v2.0/
+// token with an application/x-www-form-urlencoded body (RFC 6749 sections
+// 4.4 and 6; Microsoft identity platform v2.0 client credentials and
+// refresh token flows).
+//
+// Main types: TokenFetcher, the interface the cache uses (tests substitute
+// a fake); CurlTokenFetcher, the libcurl implementation. One easy handle
+// per request, so a fetcher may be used from several threads at once (the
+// cache still runs at most one fetch per account).
+//
+// Deliberately: only https (also for redirects, which are never
+// followed: a 3xx is an error), TLS peer and host verification always on,
+// bounded connect and total time, answers capped at 64 KiB, no signals.
+// A new refresh token is written to disk atomically before the access
+// token is returned; a refresh token is never deleted. Nothing here logs:
+// failures come back as TokenFailure values for the cache to log once.
+
+#ifndef XOAUTH2_TOKEN_HELPER_TOKEN_ENDPOINT_H
+#define XOAUTH2_TOKEN_HELPER_TOKEN_ENDPOINT_H
+
+#include <atomic>
+#include <expected>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "config.h"
+#include "secret.h"
+#include "token_response.h"
+
+namespace xoauth2::helper {
+
+// Gets one access token for an account.
+class TokenFetcher {
+ public:
+  virtual ~TokenFetcher() = default;
+  virtual std::expected<TokenGrant, TokenFailure> Fetch(
+      const Account& account) = 0;
+
+  // Makes running and later fetches fail at once; for shutdown.
+  virtual void Cancel() {}
+};
+
+// Transport settings shared by all accounts.
+struct HttpSettings {
+  std::string ca_file;  // empty: system store
+  std::string proxy;    // empty: none configured
+  long connect_timeout_seconds = 10;
+  long request_timeout_seconds = 30;
+
+  static HttpSettings FromConfig(const Config& config);
+};
+
+class CurlTokenFetcher : public TokenFetcher {
+ public:
+  explicit CurlTokenFetcher(HttpSettings settings);
+  std::expected<TokenGrant, TokenFailure> Fetch(
+      const Account& account) override;
+  void Cancel() override { cancelled_ = true; }
+
+ private:
+  HttpSettings settings_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct FormField {
+  std::string_view name;
+  std::string_view value;
+};
+
+// name=value pairs joined by '&', every name and value percent-encoded
+// with curl_easy_escape. Error only if libcurl cannot allocate.
+std::expected<Secret, std::string> EncodeForm(
+    std::span<const FormField> fields);
+
+// The form body for `account`: client_credentials sends grant_type,
+// client_id, client_secret and scope; refresh_token sends grant_type,
+// client_id, refresh_token, scope (always) and client_secret only when one
+// is configured.
+std::expected<Secret, std::string> BuildTokenRequestBody(
+    const Account& account, const Secret& refresh_token);
+
+}  // namespace xoauth2::helper
+
+#endif  // XOAUTH2_TOKEN_HELPER_TOKEN_ENDPOINT_H
