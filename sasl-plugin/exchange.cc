@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
-// Implementation of exchange.h: the XOAUTH2 client state machine. Which
-// layer logs: this one, once per failure (Fail); the modules it calls
-// return Failure values and log nothing.
+// Implementation of exchange.h: the client state machine shared by
+// XOAUTH2 and OAUTHBEARER. Which layer logs: this one, once per failure (Fail);
+// the modules it calls return Failure values and log nothing.
 
 #include "exchange.h"
 
 #include <utility>
-
-#include "response.h"
 
 namespace xoauth2::plugin {
 namespace {
@@ -93,7 +91,17 @@ int Exchange::Start(sasl_client_params_t* params, sasl_interact_t** prompt_need,
     return Fail(Bug(rc, "the SASL library refused mailbox " + mailbox_));
   }
 
-  output_ = BuildInitialResponse(mailbox_, token_);
+  return Respond(params, out, out_len);
+}
+
+// Builds the mechanism's initial response and hands it to the host.
+int Exchange::Respond(const sasl_client_params_t* params, const char** out,
+                      unsigned* out_len) {
+  // OAUTHBEARER names the server; unknown parts are left out (response.h).
+  ServerAddress server =
+      ServerAddressFrom(params->serverFQDN ? params->serverFQDN : "",
+                        params->ipremoteport ? params->ipremoteport : "");
+  output_ = BuildInitialResponse(mechanism_, mailbox_, token_, server);
   *out = output_.data();
   *out_len = static_cast<unsigned>(output_.size());
   state_ = State::kSent;
@@ -117,7 +125,8 @@ int Exchange::GetToken() {
 }
 
 // The server answered our response with an error challenge: log it, tell
-// the helper, and reply with an empty response so the server sends 535.
+// the helper, and send the mechanism's reply (empty for XOAUTH2, 0x01 for
+// OAUTHBEARER) so that the server sends its final 535.
 int Exchange::Refused(std::string_view challenge, const char** out,
                       unsigned* out_len) {
   auto told = ReportRejected(endpoint_, mailbox_, token_);
@@ -130,8 +139,9 @@ int Exchange::Refused(std::string_view challenge, const char** out,
 
   Wipe(token_);
   Wipe(output_);
+  output_ = ErrorChallengeReply(mechanism_);
   *out = output_.data();
-  *out_len = 0;
+  *out_len = static_cast<unsigned>(output_.size());
   state_ = State::kRejected;
   return SASL_CONTINUE;
 }
@@ -161,8 +171,8 @@ int Exchange::Fail(const Failure& failure) {
 // Never throws: it runs inside mech_step's exception handlers.
 int Exchange::Internal(int code, const char* what) noexcept {
   try {
-    return Fail(Bug(code, std::string("internal error in the XOAUTH2 "
-                                      "plugin: ") +
+    return Fail(Bug(code, std::string("internal error in the SASL "
+                                      "plugin libxoauth2.so: ") +
                               what));
   } catch (...) {
     state_ = State::kDone;
@@ -170,11 +180,13 @@ int Exchange::Internal(int code, const char* what) noexcept {
   }
 }
 
-// "xoauth2: event=E mailbox=M socket=S", the start of every log line.
+// "xoauth2: event=E mailbox=M socket=S mech=X", the start of every log
+// line.
 std::string Exchange::Fields(std::string_view event) const {
   return "xoauth2: event=" + std::string(event) +
-         " mailbox=" + (mailbox_.empty() ? "-" : mailbox_) +
-         " socket=" + (config_.socket_path.empty() ? "-" : config_.socket_path);
+         " mailbox=" + (mailbox_.empty() ? "-" : mailbox_) + " socket=" +
+         (config_.socket_path.empty() ? "-" : config_.socket_path) +
+         " mech=" + MechanismName(mechanism_);
 }
 
 void Exchange::Log(int level, const std::string& line) const {

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
-// Exchange: one XOAUTH2 authentication, the per-exchange half of the
-// plugin (the per-process half is ProcessConfig). Created by mech_new,
-// driven by mech_step, destroyed by mech_dispose (xoauth2_mech.cc).
+// Exchange: one XOAUTH2 or OAUTHBEARER authentication, the per-exchange
+// half of the plugin (the per-process half is ProcessConfig). Created by
+// mech_new, driven by mech_step, destroyed by mech_dispose
+// (xoauth2_mech.cc). Both mechanisms run this same code; the Mechanism
+// given at creation only selects the response format (response.h).
 //
 // A small state machine (State): kStart -> kSent on the initial response;
 // kSent -> kDone when the host steps once more after the server's success,
-// or kSent -> kRejected on an error challenge (answered with an empty
-// response after telling the helper). Any failure goes to kDone.
+// or kSent -> kRejected on an error challenge (answered with the
+// mechanism's ErrorChallengeReply after telling the helper). Any failure
+// goes to kDone.
 //
 // Owns the client output buffer handed to libsasl2 (valid until the next
 // step or dispose) and the token, wiped when no longer needed and on
@@ -28,6 +31,7 @@
 #include "helper_client.h"
 #include "mailbox_source.h"
 #include "process_config.h"
+#include "response.h"
 
 namespace xoauth2::plugin {
 
@@ -35,17 +39,21 @@ namespace xoauth2::plugin {
 enum class State {
   kStart,     // nothing sent yet
   kSent,      // initial response sent, waiting for the server's verdict
-  kRejected,  // server refused the token; empty reply sent
+  kRejected,  // server refused the token; error reply sent
   kDone,      // finished (success or failure); no further step allowed
 };
 
-// One XOAUTH2 authentication: created by mech_new, driven by mech_step,
-// destroyed by mech_dispose. Owns the client output buffer and wipes the
-// token on destruction.
+// One authentication with `mechanism`: created by mech_new, driven by
+// mech_step, destroyed by mech_dispose. Owns the client output buffer and
+// wipes the token on destruction.
 class Exchange {
  public:
-  Exchange(const ProcessConfig& config, const sasl_utils_t* utils)
-      : config_(config), utils_(utils) {}
+  Exchange(const ProcessConfig& config, const sasl_utils_t* utils,
+           Mechanism mechanism)
+      : config_(config),
+        utils_(utils),
+        mechanism_(mechanism),
+        mailbox_source_(MechanismName(mechanism)) {}
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -67,6 +75,8 @@ class Exchange {
   int Start(sasl_client_params_t* params, sasl_interact_t** prompt_need,
             const char** out, unsigned* out_len, sasl_out_params_t* oparams);
   int GetToken();
+  int Respond(const sasl_client_params_t* params, const char** out,
+              unsigned* out_len);
   int Refused(std::string_view challenge, const char** out, unsigned* out_len);
   int Finish(sasl_out_params_t* oparams);
   int Fail(const Failure& failure);
@@ -75,6 +85,7 @@ class Exchange {
 
   const ProcessConfig& config_;
   const sasl_utils_t* utils_;
+  Mechanism mechanism_;
   State state_ = State::kStart;
   MailboxSource mailbox_source_;
   std::string mailbox_;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// Failure: why one XOAUTH2 exchange cannot go on, as a value.
+// Failure: why one exchange (XOAUTH2 or OAUTHBEARER) cannot go on, as a
+// value.
 //
 // Every module of the plugin reports a failure by returning a Failure
 // (inside std::expected); only the SASL glue (xoauth2_mech.cc) logs it and

@@ -91,7 +91,7 @@ std::string MailboxSource::TakeAnswer(sasl_interact_t** prompt_need) {
 void MailboxSource::Ask(sasl_interact_t** prompt_need) {
   prompts_ = std::make_unique<sasl_interact_t[]>(2);
   prompts_[0].id = SASL_CB_AUTHNAME;
-  prompts_[0].challenge = "XOAUTH2";
+  prompts_[0].challenge = mechanism_;
   prompts_[0].prompt = "Mailbox to send as (local@domain): ";
   prompts_[0].defresult = nullptr;
   prompts_[1].id = SASL_CB_LIST_END;

@@ -8,7 +8,7 @@
 //
 // Main type: MailboxSource, one per exchange, owning the prompt array it
 // hands to the host until the host answers or the exchange is disposed.
-// Never asks for a password: XOAUTH2 here takes none. No logging, no
+// Never asks for a password: neither mechanism here takes one. No logging, no
 // global state. Follows RFC 4422 §3 and the Cyrus SASL plugin interface
 // (saslplug.h).
 
@@ -35,6 +35,10 @@ struct MailboxLookup {
 
 class MailboxSource {
  public:
+  // `mechanism` is the SASL mechanism name shown to the host as the
+  // prompt's challenge; it must outlive this object (a string literal).
+  explicit MailboxSource(const char* mechanism) : mechanism_(mechanism) {}
+
   // Looks up the mailbox. On needs_interaction, *prompt_need points to a
   // prompt list owned by this object; the host fills it and steps again
   // with the same pointer, and the next Get reads the answer from it.
@@ -48,6 +52,7 @@ class MailboxSource {
   // Fills a fresh prompt list for the host.
   void Ask(sasl_interact_t** prompt_need);
 
+  const char* mechanism_;
   std::unique_ptr<sasl_interact_t[]> prompts_;
 };
 

@@ -9,7 +9,10 @@
 // smtp(8) does. Checks the bytes sent, the requests the helper got, the
 // SASL codes, and the lines given to the host's SASL_CB_LOG callback
 // (field reports F03, F16, F19: failures reported through the host's log,
-// clean and named; no token in any line).
+// clean and named; no token in any line). Both mechanisms of the plugin
+// are driven: XOAUTH2 throughout, OAUTHBEARER (RFC 7628) for its own
+// response bytes, its host= and port= pairs taken from sasl_client_new's
+// arguments, and its 0x01 reply to an error challenge.
 
 #include <gtest/gtest.h>
 #include <sasl/sasl.h>
@@ -41,6 +44,22 @@ constexpr std::string_view kResponseBase64 =
     "wEB";
 constexpr std::string_view kGmailError =
     R"({"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"})";
+// OAUTHBEARER for the same mailbox and token to smtp.example.com with no
+// addresses given (as Postfix calls sasl_client_new): no port= pair.
+const std::string kBearerResponse =
+    "n,a=relay@example.com,\x01"
+    "host=smtp.example.com\x01"
+    "auth=Bearer eyJ0eXAi.TEST.SIG\x01\x01";
+// The worked example of plugin_response_test.cc: host smtp.gmail.com,
+// remote address 127.0.0.1;587.
+const std::string kBearerResponseWithPort =
+    "n,a=relay@example.com,\x01"
+    "host=smtp.gmail.com\x01"
+    "port=587\x01"
+    "auth=Bearer eyJ0eXAi.TEST.SIG\x01\x01";
+constexpr std::string_view kBearerResponseWithPortBase64 =
+    "bixhPXJlbGF5QGV4YW1wbGUuY29tLAFob3N0PXNtdHAuZ21haWwuY29tAXBvcnQ9NTg3AWF1"
+    "dGg9QmVhcmVyIGV5SjBlWEFpLlRFU1QuU0lHAQE=";
 
 // Lines the plugin gave to the host's log callback: (level, text).
 std::vector<std::pair<int, std::string>> g_log;
@@ -102,11 +121,15 @@ class SaslTest : public ::testing::Test {
   }
 
   // A connection as Postfix makes it, with smtp_sasl_security_options =
-  // noanonymous and the given per-connection callbacks.
-  void Connect(const sasl_callback_t* callbacks) {
-    ASSERT_EQ(sasl_client_new("smtp", "smtp.example.com", nullptr, nullptr,
-                              callbacks, 0, &conn_),
-              SASL_OK);
+  // noanonymous and the given per-connection callbacks; Postfix gives the
+  // server's name and no addresses (`remote` "ADDRESS;PORT" or nullptr).
+  void Connect(const sasl_callback_t* callbacks,
+               const char* server = "smtp.example.com",
+               const char* remote = nullptr) {
+    const char* local = remote != nullptr ? "127.0.0.1;40000" : nullptr;
+    ASSERT_EQ(
+        sasl_client_new("smtp", server, local, remote, callbacks, 0, &conn_),
+        SASL_OK);
     sasl_security_properties_t props{};
     props.max_ssf = 1;
     props.maxbufsize = 4096;
@@ -120,11 +143,11 @@ class SaslTest : public ::testing::Test {
     Connect(authname_callbacks_);
   }
 
-  // sasl_client_start for XOAUTH2 with room for an initial response.
-  int Start() {
-    const char* mech = nullptr;
-    return sasl_client_start(conn_, "XOAUTH2", nullptr, &out_, &out_len_,
-                             &mech);
+  // sasl_client_start with room for an initial response; `mechlist` is
+  // what the server advertised. The chosen mechanism goes to mech_.
+  int Start(const char* mechlist = "XOAUTH2") {
+    return sasl_client_start(conn_, mechlist, nullptr, &out_, &out_len_,
+                             &mech_);
   }
 
   int Step(std::string_view server_in) {
@@ -177,6 +200,7 @@ class SaslTest : public ::testing::Test {
   sasl_conn_t* conn_ = nullptr;
   const char* out_ = nullptr;
   unsigned out_len_ = 0;
+  const char* mech_ = nullptr;
 };
 
 TEST_F(SaslTest, SendsTheInitialResponseOnTheAuthLine) {
@@ -442,7 +466,133 @@ TEST_F(SaslTest, IsNotOfferedWhenTheHostForbidsPlaintext) {
   props.security_flags = SASL_SEC_NOANONYMOUS | SASL_SEC_NOPLAINTEXT;
   ASSERT_EQ(sasl_setprop(conn_, SASL_SEC_PROPS, &props), SASL_OK);
 
-  EXPECT_EQ(Start(), SASL_NOMECH);
+  EXPECT_EQ(Start("XOAUTH2 OAUTHBEARER"), SASL_NOMECH);
+}
+
+// --- OAUTHBEARER (RFC 7628): same exchange, its own bytes. ---
+
+TEST_F(SaslTest, OffersBothMechanisms) {
+  Ready();
+  const char* list = nullptr;
+
+  ASSERT_EQ(sasl_listmech(conn_, nullptr, "", " ", "", &list, nullptr, nullptr),
+            SASL_OK);
+  std::string mechs = " " + std::string(list) + " ";
+  EXPECT_NE(mechs.find(" XOAUTH2 "), std::string::npos) << mechs;
+  EXPECT_NE(mechs.find(" OAUTHBEARER "), std::string::npos) << mechs;
+}
+
+// A server advertising both (Gmail) still gets XOAUTH2, as before
+// OAUTHBEARER existed; smtp_sasl_mechanism_filter picks OAUTHBEARER.
+TEST_F(SaslTest, XOAUTH2IsChosenWhenTheServerOffersBoth) {
+  FakeHelper helper(path_, {kOkLine});
+  Ready();
+
+  ASSERT_EQ(Start("LOGIN PLAIN OAUTHBEARER XOAUTH2"), SASL_CONTINUE)
+      << sasl_errdetail(conn_);
+  EXPECT_STREQ(mech_, "XOAUTH2");
+  EXPECT_EQ(Out(), kResponse);
+}
+
+TEST_F(SaslTest, OauthBearerSendsHostAndNoPortAsWithPostfix) {
+  FakeHelper helper(path_, {kOkLine});
+  Ready();
+
+  ASSERT_EQ(Start("OAUTHBEARER"), SASL_CONTINUE) << sasl_errdetail(conn_);
+  EXPECT_STREQ(mech_, "OAUTHBEARER");
+  EXPECT_EQ(Out(), kBearerResponse);
+  EXPECT_EQ(helper.Requests(),
+            std::vector<std::string>{"v1 token relay@example.com\n"});
+
+  // 235 from the server; a final empty step completes the exchange.
+  EXPECT_EQ(Step(""), SASL_OK);
+  const void* user = nullptr;
+  ASSERT_EQ(sasl_getprop(conn_, SASL_USERNAME, &user), SASL_OK);
+  EXPECT_STREQ(static_cast<const char*>(user), "relay@example.com");
+  EXPECT_NE(LogWith("event=token-sent mailbox=relay@example.com", SASL_LOG_NOTE)
+                .find("mech=OAUTHBEARER"),
+            std::string::npos);
+  ExpectNoTokenLogged();
+}
+
+TEST_F(SaslTest, OauthBearerSendsThePortWhenTheHostGivesAddresses) {
+  FakeHelper helper(path_, {kOkLine});
+  Init(path_);
+  Connect(authname_callbacks_, "smtp.gmail.com", "127.0.0.1;587");
+
+  ASSERT_EQ(Start("OAUTHBEARER"), SASL_CONTINUE) << sasl_errdetail(conn_);
+  EXPECT_EQ(Out(), kBearerResponseWithPort);
+  char b64[256];
+  unsigned b64_len = 0;
+  ASSERT_EQ(sasl_encode64(out_, out_len_, b64, sizeof(b64), &b64_len), SASL_OK);
+  EXPECT_EQ(std::string_view(b64, b64_len), kBearerResponseWithPortBase64);
+}
+
+TEST_F(SaslTest, OauthBearerAnswersAnEmptyServerFirst334) {
+  FakeHelper helper(path_, {kOkLine});
+  Ready();
+
+  ASSERT_EQ(sasl_client_start(conn_, "OAUTHBEARER", nullptr, nullptr, nullptr,
+                              &mech_),
+            SASL_CONTINUE);
+  ASSERT_EQ(Step(""), SASL_CONTINUE) << sasl_errdetail(conn_);
+  EXPECT_EQ(Out(), kBearerResponse);
+}
+
+TEST_F(SaslTest, OauthBearerErrorChallengeGetsKvsepAndIsReported) {
+  FakeHelper helper(path_, {kOkLine, "ok\n"});
+  Ready();
+  ASSERT_EQ(Start("OAUTHBEARER"), SASL_CONTINUE);
+
+  // RFC 7628 §3.2.3: the client answers the error with a single 0x01.
+  ASSERT_EQ(Step(kGmailError), SASL_CONTINUE) << sasl_errdetail(conn_);
+  EXPECT_EQ(Out(), std::string("\x01"));
+  ASSERT_TRUE(helper.WaitForRequests(2, std::chrono::seconds(5)));
+  EXPECT_EQ(helper.Requests().at(1),
+            "v1 reject relay@example.com eyJ0eXAi.TEST.SIG\n");
+  std::string line = LogWith("event=token-refused", SASL_LOG_WARN);
+  EXPECT_NE(line.find("mech=OAUTHBEARER"), std::string::npos) << line;
+  EXPECT_NE(line.find("helper=told"), std::string::npos) << line;
+  ExpectNoTokenLogged();
+
+  // Nothing more is expected from the server but its 535.
+  EXPECT_EQ(Step("again"), SASL_BADPROT);
+}
+
+TEST_F(SaslTest, OauthBearerFailuresAreLoggedLikeXOAUTH2) {
+  FakeHelper helper(path_, {"err unavailable token endpoint unreachable\n"});
+  Ready();
+
+  EXPECT_EQ(Start("OAUTHBEARER"), SASL_TRYAGAIN);
+  std::string line = LogWith("event=auth-failed", SASL_LOG_WARN);
+  EXPECT_NE(line.find("mech=OAUTHBEARER"), std::string::npos) << line;
+  EXPECT_NE(line.find("token endpoint unreachable"), std::string::npos) << line;
+  EXPECT_EQ(CountLogged("event=auth-failed"), 1u);
+}
+
+TEST_F(SaslTest, OauthBearerPromptNamesTheMechanism) {
+  FakeHelper helper(path_, {kOkLine});
+  sasl_callback_t callbacks[] = {
+      {SASL_CB_AUTHNAME, nullptr, nullptr},  // "prompt me"
+      {SASL_CB_LIST_END, nullptr, nullptr},
+  };
+  Init(path_);
+  Connect(callbacks);
+  sasl_interact_t* prompts = nullptr;
+
+  ASSERT_EQ(sasl_client_start(conn_, "OAUTHBEARER", &prompts, &out_, &out_len_,
+                              &mech_),
+            SASL_INTERACT);
+  ASSERT_NE(prompts, nullptr);
+  EXPECT_STREQ(prompts[0].challenge, "OAUTHBEARER");
+
+  prompts[0].result = kMailbox.data();
+  prompts[0].len = static_cast<unsigned>(kMailbox.size());
+  ASSERT_EQ(sasl_client_start(conn_, "OAUTHBEARER", &prompts, &out_, &out_len_,
+                              &mech_),
+            SASL_CONTINUE)
+      << sasl_errdetail(conn_);
+  EXPECT_EQ(Out(), kBearerResponse);
 }
 
 }  // namespace
