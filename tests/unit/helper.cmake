@@ -11,9 +11,8 @@ add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_cli_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_test_util.cc)
 target_link_libraries(helper_test PRIVATE token_helper_lib GTest::gtest_main)
-set(EXAMPLE config.example.json)
 target_compile_definitions(helper_test PRIVATE
-  XOAUTH2_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/token-helper/${EXAMPLE}"
+  XOAUTH2_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/postfix-examples/config.json"
   XOAUTH2_HELPER_BINARY="$<TARGET_FILE:token-helper>")
 add_dependencies(helper_test token-helper)
 gtest_discover_tests(helper_test PROPERTIES LABELS unit)

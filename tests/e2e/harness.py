@@ -1,0 +1,636 @@
+"""End-to-end harness: Office 365 stand-ins, token-helper and a private
+Postfix instance with our XOAUTH2 plugin, all in one temporary directory.
+
+What it is for: tests/e2e/test_relay.py and tests/e2e/demo.py start the
+whole relay chain exactly the same way through RelayEnvironment:
+
+    env = RelayEnvironment.create()        # temp dir, nothing running yet
+    env.start(helper=True)                 # stand-ins, helper, Postfix
+    queue_id = env.submit(message)         # Postfix sendmail(1)
+    env.wait_for_status(queue_id, "sent")  # smtp(8) log line
+    env.close()                            # stops all, removes the dir
+
+Stand-ins (Standins): tests/standins/o365.py with its control API.
+token-helper (TokenHelper): <build>/token-helper/token-helper, its config
+pointing the authority at the stand-in endpoint and trusting the test CA;
+its socket lies in the instance's queue directory.
+
+Postfix instance (PostfixInstance): its own config_directory, queue
+directory (also the chroot of every `chroot=y` service, as on Debian),
+data_directory and maillog file, all under the temp dir; no inet listener.
+main.cf is built from postfix-examples/main.cf.snippet with only the relay
+host and file paths changed (plus the instance's own directories), so the
+examples are what the tests run. The SASL plugin is found through
+SASL_PATH=<build>/sasl-plugin passed with import_environment.
+
+Submission without touching /etc: sendmail(1) hands mail to the set-gid
+postdrop(1), and the set-gid postqueue(1) flushes the queue. A set-gid
+Postfix program accepts a non-default configuration directory only if
+/etc/postfix/main.cf lists it in alternate_config_directories, but that
+check exempts the super-user: run by root (as these tests are),
+`sendmail -C DIR`, `postqueue -c DIR` and MAIL_CONFIG=DIR use the
+instance's directory with no /etc/postfix/main.cf at all (verified on
+Debian 12's Postfix 3.7). So the instance uses /usr/sbin's commands as
+they are; nothing is copied and nothing in /etc is read or written.
+
+Ownership: RelayEnvironment owns every process it starts and stops them
+in close(), which is safe to call at any point and more than once; tests
+register it with addCleanup before starting anything. Nothing here uses
+threads; waiting is polling a condition against a deadline (wait_until).
+
+Needs root (chroot, the postfix user, writing the maildrop);
+require_root() says why it cannot run otherwise.
+
+What it deliberately does not do: build anything (XOAUTH2_BUILD_DIR must
+hold a built tree), touch /etc or the system Postfix, or use any address
+but 127.0.0.1.
+"""
+
+import base64
+import ctypes
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Callable, Optional
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "postfix-examples"
+STANDINS = REPO / "tests" / "standins" / "o365.py"
+PYTHON = "/usr/bin/python3"
+SBIN = pathlib.Path("/usr/sbin")
+
+TENANT = "contoso.onmicrosoft.com"
+MAILBOX = "relay@example.com"
+CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+CLIENT_SECRET = "Xy7~Q8.abc+/=def_SECRET"  # test value; shows encoding
+
+
+def build_dir() -> pathlib.Path:
+    """The build tree under test: $XOAUTH2_BUILD_DIR or /work/build-e2e."""
+    return pathlib.Path(os.environ.get("XOAUTH2_BUILD_DIR",
+                                       "/work/build-e2e")).resolve()
+
+
+def plugin_path() -> pathlib.Path:
+    """The built SASL plugin."""
+    return build_dir() / "sasl-plugin" / "libxoauth2.so"
+
+
+def helper_path() -> pathlib.Path:
+    """The built token-helper."""
+    return build_dir() / "token-helper" / "token-helper"
+
+
+def require_root() -> Optional[str]:
+    """Why the e2e tests cannot run here (not root), or None."""
+    if os.geteuid() != 0:
+        return ("e2e-skip: needs root (Postfix chroot, the postfix user, "
+                "writing the maildrop)")
+    return None
+
+
+def missing_binaries() -> list[str]:
+    """The built or installed programs the chain needs that are absent."""
+    return [str(path) for path in
+            (plugin_path(), helper_path(), SBIN / "postfix")
+            if not path.exists()]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float,
+               what: str, interval: float = 0.05):
+    """Polls `predicate` until it returns a true value (which is returned)
+    or `timeout` seconds pass (AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for "
+                                 f"{what}")
+        time.sleep(interval)
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the test process dies, so
+    a killed test run leaves no stand-in or helper behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop_process(proc: Optional[subprocess.Popen], timeout: float = 5):
+    """SIGTERM, then SIGKILL after `timeout` seconds; reaps the process."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat_line = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat_line.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Standins:
+    """The o365.py stand-in process and its control API."""
+
+    def __init__(self, root: pathlib.Path):
+        self.dir = root / "standins"
+        self.proc: Optional[subprocess.Popen] = None
+        self.ready: dict = {}
+
+    def config(self) -> dict:
+        """The app registrations the stand-in token endpoint knows."""
+        return {"token_lifetime_seconds": 3599, "apps": [
+            {"tenant": TENANT, "client_id": CLIENT_ID,
+             "client_secret": CLIENT_SECRET, "cloud": "global",
+             "send_as": [MAILBOX]}]}
+
+    def start(self) -> None:
+        """Starts o365.py and waits for its ready.json."""
+        self.dir.mkdir()
+        config = self.dir / "config.json"
+        config.write_text(json.dumps(self.config()))
+        with open(self.dir / "stderr.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [PYTHON, str(STANDINS), "--state-dir", str(self.dir),
+                 "--config", str(config)], stdout=log, stderr=log,
+                preexec_fn=_die_with_parent)
+        ready = self.dir / "ready.json"
+
+        def announced():
+            if self.proc.poll() is not None:
+                raise AssertionError("stand-ins exited: " + self.stderr())
+            return ready.exists()
+        wait_until(announced, 20, "stand-ins ready.json")
+        self.ready = json.loads(ready.read_text())
+
+    def stderr(self) -> str:
+        """What the stand-in process wrote to stderr."""
+        path = self.dir / "stderr.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stops the stand-in process."""
+        _stop_process(self.proc)
+
+    def _control(self, method: str, path: str, body=None) -> dict:
+        """One control API call; returns its JSON answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.ready['control_port']}{path}",
+            data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+
+    def state(self) -> dict:
+        """Recorded token requests and SMTP sessions."""
+        return self._control("GET", "/state")
+
+    def set_smtp_auth_mode(self, mode: str, reply: str = "") -> None:
+        """accept, refuse (535 5.7.3) or reply (answer `reply`)."""
+        body = {"mode": mode, "reply": reply} if reply else {"mode": mode}
+        self._control("POST", "/smtp/auth-mode", body)
+
+    def set_token_fault(self, fault: Optional[dict]) -> None:
+        """Installs or (None) clears a token endpoint fault."""
+        if fault is None:
+            self._control("DELETE", "/token/fault")
+        else:
+            self._control("POST", "/token/fault", fault)
+
+    def messages(self) -> list[dict]:
+        """Accepted messages, oldest first, each with its exact bytes
+        under "content"."""
+        found = []
+        for meta in sorted((self.dir / "messages").glob("*.json")):
+            record = json.loads(meta.read_text())
+            record["content"] = pathlib.Path(record["eml"]).read_bytes()
+            found.append(record)
+        return found
+
+    def auth_attempts(self) -> list[dict]:
+        """Every AUTH the SMTP stand-in answered, oldest first."""
+        return [attempt for session in self.state()["smtp_sessions"]
+                for attempt in session["auth"]]
+
+
+class TokenHelper:
+    """token-helper: its configuration and its `run` process."""
+
+    def __init__(self, root: pathlib.Path, socket: pathlib.Path):
+        self.dir = root / "helper"
+        self.dir.mkdir()
+        self.config_path = self.dir / "config.json"
+        self.socket = socket
+        self.proc: Optional[subprocess.Popen] = None
+
+    def write_config(self, standins: Standins) -> None:
+        """A configuration for one client-credentials account at the
+        stand-in endpoint, trusting the stand-in CA."""
+        secret = self.dir / "relay.secret"
+        secret.write_text(CLIENT_SECRET)
+        secret.chmod(0o600)
+        authority = f"https://127.0.0.1:{standins.ready['token_port']}"
+        config = {
+            "socket": str(self.socket),
+            "allowed_users": ["postfix", "root"],
+            "ca_file": standins.ready["ca_file"],
+            "accounts": [{
+                "name": "relay", "mailbox": MAILBOX, "cloud": "global",
+                "authority": authority,
+                "tenant": TENANT, "client_id": CLIENT_ID,
+                "grant": "client_credentials",
+                "client_secret_file": str(secret)}]}
+        self.config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+    def command(self, *args: str, config: Optional[pathlib.Path] = None,
+                cwd: Optional[pathlib.Path] = None,
+                timeout: float = 20) -> subprocess.CompletedProcess:
+        """Runs `token-helper --config CONFIG ARGS` to completion."""
+        return subprocess.run(
+            [str(helper_path()), "--config",
+             str(config or self.config_path), *args],
+            capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+    def start(self) -> None:
+        """Starts `token-helper run` and waits for its socket."""
+        log = open(self.dir / "helper.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(helper_path()), "--config", str(self.config_path), "run"],
+            stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        log.close()
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError("token-helper exited with "
+                                     f"{self.proc.returncode}: {self.log()}")
+            return self.socket.exists() and stat.S_ISSOCK(
+                self.socket.stat().st_mode)
+        wait_until(listening, 15, f"token-helper socket {self.socket}")
+
+    def log(self) -> str:
+        """What token-helper wrote to stderr so far."""
+        path = self.dir / "helper.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stops `token-helper run` (SIGTERM, then SIGKILL)."""
+        _stop_process(self.proc)
+        self.proc = None
+
+
+# Debian's master.cf services a relay-only instance needs, with Debian's
+# chroot column: every `y` service runs chrooted in the queue directory.
+MASTER_CF = """\
+# Private test instance built by tests/e2e/harness.py (Debian's chroot=y).
+pickup    unix  n       -       y       60      1       pickup
+cleanup   unix  n       -       y       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       y       1000?   1       tlsmgr
+rewrite   unix  -       -       y       -       -       trivial-rewrite
+bounce    unix  -       -       y       -       0       bounce
+defer     unix  -       -       y       -       0       bounce
+trace     unix  -       -       y       -       0       bounce
+verify    unix  -       -       y       -       1       verify
+flush     unix  n       -       y       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       y       -       -       smtp
+relay     unix  -       -       y       -       -       smtp
+showq     unix  n       -       y       -       -       showq
+error     unix  -       -       y       -       -       error
+retry     unix  -       -       y       -       -       error
+discard   unix  -       -       y       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       y       -       1       anvil
+scache    unix  -       -       y       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+EXAMPLE_RELAYHOST_KEY = "[smtp.office365.com]:587"
+EXAMPLE_SOCKET = "/var/spool/postfix/xoauth2-relay/token.sock"
+
+
+def _logical_lines(text: str) -> list[str]:
+    """main.cf text as logical lines: continuation lines (leading white
+    space) joined to their parameter; comments and blanks kept."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and lines and "=" in lines[-1]:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
+
+
+def _uncomment_import_environment(text: str) -> str:
+    """Enables the snippet's commented-out import_environment block."""
+    out, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("#import_environment"):
+            inside, line = True, line[1:]
+        elif inside and line.startswith("#    "):
+            line = line[1:]
+        else:
+            inside = False
+        out.append(line)
+    return "\n".join(out)
+
+
+def build_main_cf(snippet: str, changes: dict[str, Callable[[str], str]],
+                  instance_lines: list[str]) -> str:
+    """main.cf for the test instance: `instance_lines` (its directories),
+    then the example snippet with each parameter in `changes` rewritten by
+    its function. A change the snippet has no parameter for is an error,
+    so the examples and the tests cannot drift apart."""
+    body = []
+    unused = set(changes)
+    for line in _logical_lines(_uncomment_import_environment(snippet)):
+        match = re.match(r"^(\w+)\s*=\s*(.*)$", line)
+        if match and match.group(1) in changes:
+            name = match.group(1)
+            line = f"{name} = {changes[name](match.group(2))}"
+            unused.discard(name)
+        body.append(line)
+    if unused:
+        raise AssertionError("postfix-examples/main.cf.snippet lacks "
+                             f"{sorted(unused)}")
+    return "\n".join(instance_lines + [""] + body) + "\n"
+
+
+class PostfixInstance:
+    """A private Postfix instance under ROOT/postfix."""
+
+    def __init__(self, root: pathlib.Path, socket_dir_name: str):
+        self.root = root
+        self.base = root / "postfix"
+        self.conf = self.base / "etc"
+        self.queue = self.base / "spool"
+        self.data = self.base / "data"
+        self.maillog = self.base / "maillog"
+        self.socket = self.queue / socket_dir_name / "token.sock"
+        self.master_pid = 0
+        for path in (self.conf, self.queue, self.data, self.socket.parent):
+            path.mkdir(parents=True)
+        shutil.chown(self.data, "postfix")
+
+    def configure(self, relay_port: int, ca_file: str,
+                  sasl_passwd: Optional[str] = None) -> None:
+        """Writes main.cf, master.cf, sasl_passwd(.db) and the status
+        filter, all derived from postfix-examples/. `sasl_passwd` replaces
+        the example's entry line when given ("" for no entry; "{relay}"
+        in it stands for this instance's relayhost)."""
+        relay = f"[127.0.0.1]:{relay_port}"
+        for name in ("smtp_dsn_filter", "sasl_passwd"):
+            shutil.copyfile(EXAMPLES / name, self.conf / name)
+        text = (EXAMPLES / "sasl_passwd").read_text()
+        if sasl_passwd is None:
+            text = text.replace(EXAMPLE_RELAYHOST_KEY, relay)
+        else:
+            text = "\n".join(line for line in text.splitlines()
+                             if line.startswith("#")) + "\n" + \
+                sasl_passwd.replace("{relay}", relay)
+        (self.conf / "sasl_passwd").write_text(text + "\n")
+
+        changes = {
+            "relayhost": lambda _: relay,
+            "smtp_sasl_password_maps":
+                lambda v: v.replace("/etc/postfix", str(self.conf)),
+            "smtp_delivery_status_filter":
+                lambda v: v.replace("/etc/postfix", str(self.conf)),
+            "smtp_tls_CAfile": lambda _: ca_file,
+            "import_environment": lambda v: (
+                v.replace(EXAMPLE_SOCKET, str(self.socket))
+                + f" SASL_PATH={plugin_path().parent}"),
+        }
+        main_cf = build_main_cf((EXAMPLES / "main.cf.snippet").read_text(),
+                                changes, self._instance_lines())
+        (self.conf / "main.cf").write_text(main_cf)
+        (self.conf / "master.cf").write_text(MASTER_CF)
+        self._run("postmap", f"hash:{self.conf / 'sasl_passwd'}")
+
+    def _instance_lines(self) -> list[str]:
+        """The instance's own directories and identity."""
+        return [
+            "# Private test instance built by tests/e2e/harness.py; below",
+            "# the instance lines is postfix-examples/main.cf.snippet.",
+            "compatibility_level = 3.6",
+            f"queue_directory = {self.queue}",
+            f"data_directory = {self.data}",
+            "inet_interfaces = loopback-only",
+            "inet_protocols = ipv4",
+            "myhostname = relay.e2e.test",
+            "mydestination =",
+            "alias_maps =",
+            "alias_database =",
+            "local_recipient_maps =",
+            "biff = no",
+            f"maillog_file = {self.maillog}",
+            f"maillog_file_prefixes = {self.root}",
+            "smtp_tls_loglevel = 1",
+        ]
+
+    def _env(self) -> dict:
+        """The environment for Postfix commands: this instance's config."""
+        env = {k: v for k, v in os.environ.items() if k != "MAIL_CONFIG"}
+        env["MAIL_CONFIG"] = str(self.conf)
+        return env
+
+    def _run(self, program: str, *args: str, stdin: bytes = b"",
+             check: bool = True) -> subprocess.CompletedProcess:
+        """Runs one of the instance's Postfix commands."""
+        result = subprocess.run(
+            [str(SBIN / program), "-c", str(self.conf), *args],
+            input=stdin, capture_output=True, env=self._env(), timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{program} {' '.join(args)} exited {result.returncode}: "
+                f"{result.stderr.decode(errors='replace')}")
+        return result
+
+    def start(self) -> None:
+        """`postfix -c CONF start`; records the master's pid."""
+        self._run("postfix", "start")
+        pid_file = self.queue / "pid" / "master.pid"
+        self.master_pid = int(wait_until(
+            lambda: pid_file.exists() and pid_file.read_text().strip(),
+            10, "master.pid"))
+
+    def submit(self, message: bytes, sender: str,
+               recipients: list[str]) -> None:
+        """Hands `message` to Postfix's sendmail(1)."""
+        result = subprocess.run(
+            [str(SBIN / "sendmail"), "-C", str(self.conf), "-i",
+             "-f", sender, "--", *recipients], input=message,
+            capture_output=True, env=self._env(), timeout=30)
+        if result.returncode != 0:
+            raise AssertionError("sendmail failed: "
+                                 + result.stderr.decode(errors="replace"))
+
+    def flush(self) -> None:
+        """`postqueue -f`: retry deferred mail now."""
+        self._run("postqueue", "-f")
+
+    def queue_entries(self) -> list[dict]:
+        """`postqueue -j`: one dict per queued message."""
+        out = self._run("postqueue", "-j").stdout.decode()
+        return [json.loads(line) for line in out.splitlines() if line]
+
+    def log(self) -> str:
+        """The instance's maillog so far."""
+        if not self.maillog.exists():
+            return ""
+        return self.maillog.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 30) -> re.Match:
+        """Waits until a maillog line matches `pattern` (a regex)."""
+        regex = re.compile(pattern, re.MULTILINE)
+        return wait_until(lambda: regex.search(self.log()), timeout,
+                          f"maillog line /{pattern}/")
+
+    def _children(self) -> list[int]:
+        """Pids of the master's child processes."""
+        pids = []
+        for proc in pathlib.Path("/proc").glob("[0-9]*"):
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1]
+            except OSError:
+                continue
+            if int(fields.split()[1]) == self.master_pid:
+                pids.append(int(proc.name))
+        return pids
+
+    def stop(self) -> None:
+        """`postfix stop`, then SIGKILL for whatever of this instance
+        (master and its children) is still alive after 10 s."""
+        if not self.master_pid:
+            return
+        pids = [self.master_pid] + self._children()
+        self._run("postfix", "stop", check=False)
+
+        def gone():
+            return not any(_alive(pid) for pid in pids)
+        try:
+            wait_until(gone, 10, "Postfix processes to exit")
+        except AssertionError:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.master_pid = 0
+
+
+def make_message(subject: str, body: str = "") -> tuple[bytes, str]:
+    """A small RFC 5322 message with a unique Message-ID; returns its bytes
+    (LF line ends, as a local program hands them to sendmail) and the id."""
+    msgid = f"<e2e.{time.time_ns()}.{os.getpid()}@relay.e2e.test>"
+    text = (f"From: Relay <{MAILBOX}>\n"
+            "To: Someone <someone@example.org>\n"
+            f"Subject: {subject}\n"
+            f"Message-ID: {msgid}\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=utf-8\n"
+            "\n"
+            + (body or "Hello from the e2e suite.\n"
+               ".A line starting with a dot.\n"
+               "Trailing spaces stay.   \n"
+               "Grüße, 8-bit text.\n"))
+    return text.encode(), msgid
+
+
+class RelayEnvironment:
+    """Stand-ins + token-helper + Postfix in one temporary directory."""
+
+    def __init__(self, root: pathlib.Path):
+        self.root = root
+        self.standins = Standins(root)
+        self.postfix = PostfixInstance(root, "xoauth2-relay")
+        self.helper = TokenHelper(root, self.postfix.socket)
+
+    @classmethod
+    def create(cls) -> "RelayEnvironment":
+        """A fresh environment in a new temp dir; nothing started yet."""
+        root = pathlib.Path(tempfile.mkdtemp(prefix="xoauth2-e2e-"))
+        root.chmod(0o755)  # the postfix user must reach its directories
+        return cls(root)
+
+    def start(self, helper: bool = True,
+              sasl_passwd: Optional[str] = None) -> None:
+        """Starts the stand-ins, (optionally) the helper, then Postfix."""
+        self.standins.start()
+        self.helper.write_config(self.standins)
+        self.postfix.configure(self.standins.ready["smtp_port"],
+                               self.standins.ready["ca_file"], sasl_passwd)
+        if helper:
+            self.helper.start()
+        self.postfix.start()
+
+    def close(self) -> None:
+        """Stops everything started and removes the temp dir, unless
+        XOAUTH2_E2E_KEEP=1 asks to keep it for a post-mortem."""
+        try:
+            self.postfix.stop()
+        finally:
+            self.helper.stop()
+            self.standins.stop()
+            if os.environ.get("XOAUTH2_E2E_KEEP") == "1":
+                print(f"kept {self.root}", file=sys.stderr)
+            else:
+                shutil.rmtree(self.root, ignore_errors=True)
+
+    def submit(self, message: bytes, sender: str = MAILBOX,
+               recipients: Optional[list[str]] = None) -> str:
+        """Submits a message whose Message-ID header is in it; returns
+        its Postfix queue id once cleanup has logged it."""
+        msgid = re.search(rb"^Message-ID: (<[^>]+>)", message,
+                          re.MULTILINE | re.IGNORECASE).group(1).decode()
+        self.postfix.submit(message, sender,
+                            recipients or ["someone@example.org"])
+        match = self.postfix.wait_for_log(
+            r"postfix/cleanup\[\d+\]: (\w+): message-id=" + re.escape(msgid),
+            20)
+        return match.group(1)
+
+    def wait_for_status(self, queue_id: str, status: str,
+                        timeout: float = 30) -> re.Match:
+        """Waits for the smtp(8) line `QID: to=... status=STATUS`."""
+        return self.postfix.wait_for_log(
+            rf"postfix/smtp\[\d+\]: {queue_id}: to=<[^>]*>.*"
+            rf" status={status} .*$", timeout)
+
+    def diagnostics(self) -> str:
+        """Logs worth reading when a test fails."""
+        return ("\n--- maillog ---\n" + self.postfix.log()[-6000:]
+                + "\n--- token-helper ---\n" + self.helper.log()[-3000:]
+                + "\n--- stand-ins ---\n" + self.standins.stderr()[-3000:])
+
+
+def decode_xoauth2(raw_b64: str, mask: bool = True) -> str:
+    """A readable XOAUTH2 initial response, the token masked."""
+    text = base64.b64decode(raw_b64).decode("utf-8", "replace")
+    if mask:
+        text = re.sub(r"(auth=Bearer )([^\x01]+)",
+                      lambda m: m.group(1) + "<masked sha256:" + hashlib.sha256(
+                          m.group(2).encode()).hexdigest()[:12] + ">",
+                      text)
+    return text.replace("\x01", "^A")

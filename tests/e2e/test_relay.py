@@ -1,0 +1,343 @@
+"""End-to-end tests: Postfix + libxoauth2.so + token-helper + Office 365
+stand-ins, one fresh environment per test (harness.RelayEnvironment).
+
+What it checks, by field report (/work/shared/cases/field-reports.md):
+  relay, F01, F02  a message arrives byte-intact, authenticated with
+                   XOAUTH2 as the mailbox, through a chrooted smtp(8) whose
+                   jail holds nothing we put there and no CA bundle
+  F03              a helper config with a missing comma is refused with
+                   file:line:column, and Postfix still loads XOAUTH2 and
+                   defers with the plugin's reason
+  F09              535 5.7.3 defers (never bounces), delivery once accepted;
+                   a refused token is replaced before the next attempt
+  F10              535 5.7.139 defers
+  F16              no / empty sasl_passwd entry: clean deferral, no crash
+  F19              the plugin's lines carry Postfix's ident postfix/smtp
+  F20              example placeholders refused by name and absolute path
+  helper down      deferred, then delivered once the helper runs
+
+Run as root: /usr/bin/python3 -m unittest -v test_relay (from this
+directory), with XOAUTH2_BUILD_DIR naming the build tree; ctest runs it
+with label e2e (tests/e2e/e2e.cmake). Each test owns its processes and
+stops them through addCleanup, failing or not.
+
+What it deliberately does not do: check the helper's token cache policy or
+the endpoint error classification (unit tests do), or use the network
+beyond 127.0.0.1.
+"""
+
+import base64
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+# What Postfix itself creates in its queue directory (the smtp chroot).
+POSTFIX_QUEUE_DIRS = {
+    "active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
+    "incoming", "maildrop", "pid", "private", "public", "saved", "trace"}
+CRASH_LINES = re.compile(
+    r"(fatal:|panic:|killed by signal|terminated on signal"
+    r"|pid \d+ exit status)", re.IGNORECASE)
+PLUGIN_LINE = (r"postfix/smtp\[(\d+)\]: warning: SASL authentication "
+               r"\w+: xoauth2: event=")
+TENANT_DISABLED = ("535 5.7.139 Authentication unsuccessful, "
+                   "SmtpClientAuthentication is disabled for the Tenant. "
+                   "Visit https://aka.ms/smtp_auth_disabled for more "
+                   "information.")
+
+
+def split_message(data: bytes) -> tuple[list[bytes], bytes]:
+    """Header lines and body of a message, CRLF turned into LF."""
+    data = data.replace(b"\r\n", b"\n")
+    head, _, body = data.partition(b"\n\n")
+    return head.split(b"\n"), body
+
+
+class RelayTestCase(unittest.TestCase):
+    """Common set-up: a fresh RelayEnvironment, always cleaned up."""
+
+    def setUp(self) -> None:
+        reason = harness.require_root()
+        if reason:
+            self.skipTest(reason)
+        missing = harness.missing_binaries()
+        self.assertEqual(missing, [], "build the tree first")
+        self.env = harness.RelayEnvironment.create()
+        self.addCleanup(self.env.close)
+
+    def assertDeferredNotBounced(self, queue_id: str) -> re.Match:
+        """The message is deferred, still queued, and nothing bounced."""
+        line = self.env.wait_for_status(queue_id, "deferred")
+        self.assertRegex(line.group(0), r"dsn=4\.", self.env.diagnostics())
+        queued = [e["queue_id"] for e in self.env.postfix.queue_entries()]
+        self.assertIn(queue_id, queued)
+        log = self.env.postfix.log()
+        self.assertNotIn("status=bounced", log)
+        self.assertNotIn("sender non-delivery notification", log)
+        self.assertEqual(self.env.standins.messages(), [])
+        return line
+
+    def assertNoCrash(self) -> None:
+        """No fatal, panic or abnormal exit anywhere in the maillog."""
+        bad = [line for line in self.env.postfix.log().splitlines()
+               if CRASH_LINES.search(line)]
+        self.assertEqual(bad, [])
+
+    def deliver_after_flush(self, queue_id: str, message: bytes) -> dict:
+        """Flushes the queue; the message arrives exactly once."""
+        self.env.postfix.flush()
+        self.env.wait_for_status(queue_id, "sent")
+        harness.wait_until(lambda: not self.env.postfix.queue_entries(), 10,
+                           "an empty queue")
+        received = self.env.standins.messages()
+        self.assertEqual(len(received), 1, self.env.diagnostics())
+        self.assertEqual(split_message(received[0]["content"])[1],
+                         split_message(message)[1])
+        return received[0]
+
+
+class RelayTest(RelayTestCase):
+    """The working chain."""
+
+    def test_relay_delivers_intact_message_with_xoauth2(self) -> None:
+        """relay, F01, F02: byte-intact delivery, XOAUTH2 as the mailbox,
+        chrooted smtp(8), empty queue, nothing copied into the jail."""
+        self.env.start()
+        message, _ = harness.make_message("relay test")
+        queue_id = self.env.submit(message)
+        sent = self.env.wait_for_status(queue_id, "sent")
+        harness.wait_until(lambda: not self.env.postfix.queue_entries(), 10,
+                           "an empty queue")
+
+        # Exactly our message arrived: our header lines in order, Postfix's
+        # additions (Received, Date) around them, the body byte for byte.
+        received = self.env.standins.messages()
+        self.assertEqual(len(received), 1, self.env.diagnostics())
+        got_head, got_body = split_message(received[0]["content"])
+        sent_head, sent_body = split_message(message)
+        self.assertEqual(got_body, sent_body)
+        self.assertEqual([h for h in got_head if h in sent_head], sent_head)
+        self.assertEqual(received[0]["mail_from"], harness.MAILBOX)
+        self.assertEqual(received[0]["rcpt_tos"], ["someone@example.org"])
+        self.assertTrue(received[0]["tls"])
+
+        # The session authenticated with XOAUTH2 as the mailbox, using the
+        # token the stand-in endpoint issued to the helper.
+        auth = received[0]["auth"]
+        self.assertEqual((auth["mechanism"], auth["mailbox"]),
+                         ("XOAUTH2", harness.MAILBOX))
+        issued = [r["response"]["access_token"]
+                  for r in self.env.standins.state()["token_requests"]
+                  if r["status"] == 200]
+        attempt = self.env.standins.auth_attempts()[-1]
+        self.assertEqual(
+            base64.b64decode(attempt["raw"]),
+            f"user={harness.MAILBOX}\x01auth=Bearer {attempt['token']}"
+            "\x01\x01".encode())
+        self.assertIn(attempt["token"], issued)
+        self.check_token_request()
+        self.check_chroot(int(re.search(r"smtp\[(\d+)\]",
+                                        sent.group(0)).group(1)))
+
+    def check_token_request(self) -> None:
+        """The helper asked for an app-only token with the secret, the
+        .default scope and the tenant in the path."""
+        first = self.env.standins.state()["token_requests"][0]
+        self.assertEqual(first["path"],
+                         f"/{harness.TENANT}/oauth2/v2.0/token")
+        self.assertEqual(first["form"], {
+            "grant_type": "client_credentials",
+            "client_id": harness.CLIENT_ID,
+            "client_secret": harness.CLIENT_SECRET,
+            "scope": "https://outlook.office365.com/.default"})
+
+    def check_chroot(self, smtp_pid: int) -> None:
+        """F01, F02: smtp(8) ran jailed in the queue directory, which holds
+        only Postfix's directories and the helper's socket, no CA file."""
+        queue = self.env.postfix.queue
+        self.assertEqual(os.readlink(f"/proc/{smtp_pid}/root"), str(queue))
+        extra = {p.name for p in queue.iterdir()} - POSTFIX_QUEUE_DIRS
+        self.assertEqual(extra, {"xoauth2-relay"})
+        self.assertEqual(
+            [p.name for p in (queue / "xoauth2-relay").iterdir()],
+            ["token.sock"])
+        certs = [str(p) for p in queue.rglob("*")
+                 if p.suffix in (".pem", ".crt") or p.name in ("ssl",
+                                                               "certs")]
+        self.assertEqual(certs, [])
+        self.assertIn("Trusted TLS connection established",
+                      self.env.postfix.log())
+
+    def test_helper_not_running_defers_then_delivers(self) -> None:
+        """Helper down: deferred with a reason; helper up: delivered."""
+        self.env.start(helper=False)
+        message, _ = harness.make_message("helper down")
+        queue_id = self.env.submit(message)
+        self.assertDeferredNotBounced(queue_id)
+
+        self.env.helper.start()
+        self.deliver_after_flush(queue_id, message)
+        self.assertNoCrash()
+
+
+class RefusalTest(RelayTestCase):
+    """Office 365 refusing authentication."""
+
+    def test_f09_refused_token_defers_then_delivers_once(self) -> None:
+        """F09: 535 5.7.3 defers, nothing bounces; accepted later, the
+        message is delivered exactly once."""
+        self.env.start()
+        self.env.standins.set_smtp_auth_mode("refuse")
+        message, _ = harness.make_message("refused token")
+        queue_id = self.env.submit(message)
+        line = self.assertDeferredNotBounced(queue_id)
+        self.assertIn("535 5.7.3 Authentication unsuccessful", line.group(0))
+
+        self.env.standins.set_smtp_auth_mode("accept")
+        self.deliver_after_flush(queue_id, message)
+
+    def test_f09_error_challenge_gets_fresh_token(self) -> None:
+        """F09 (Gmail-style error challenge): the plugin reports the
+        refused token, and the next attempt uses a freshly fetched one."""
+        self.env.start()
+        self.env.standins.set_smtp_auth_mode("challenge")
+        message, _ = harness.make_message("error challenge")
+        queue_id = self.env.submit(message)
+        self.assertDeferredNotBounced(queue_id)
+
+        self.env.standins.set_smtp_auth_mode("accept")
+        self.deliver_after_flush(queue_id, message)
+        first, last = (self.env.standins.auth_attempts()[i] for i in (0, -1))
+        self.assertNotEqual(first["token"], last["token"])
+        self.assertEqual(len(self.env.standins.state()["token_requests"]), 2)
+
+    # Known issue: Office 365 refuses a token with an immediate 535 that
+    # Postfix never hands to the SASL mechanism, so the plugin cannot tell
+    # the helper to drop the token and the next attempt reuses it (see the
+    # BUGS section of sasl-plugin/xoauth2_mech.cc). Remove the decorator
+    # once a fix lands; an unexpected success fails the run.
+    @unittest.expectedFailure
+    def test_f09_immediate_535_gets_fresh_token(self) -> None:
+        """F09 (Office 365 style): after a 535 5.7.3 the next attempt
+        uses a freshly fetched token."""
+        self.env.start()
+        self.env.standins.set_smtp_auth_mode("refuse")
+        message, _ = harness.make_message("immediate 535")
+        queue_id = self.env.submit(message)
+        self.assertDeferredNotBounced(queue_id)
+
+        self.env.standins.set_smtp_auth_mode("accept")
+        self.deliver_after_flush(queue_id, message)
+        first, last = (self.env.standins.auth_attempts()[i] for i in (0, -1))
+        self.assertNotEqual(first["token"], last["token"])
+
+    def test_f10_tenant_disabled_defers(self) -> None:
+        """F10: 535 5.7.139 (SMTP AUTH disabled) defers, never bounces."""
+        self.env.start()
+        self.env.standins.set_smtp_auth_mode("reply", TENANT_DISABLED)
+        message, _ = harness.make_message("tenant disabled")
+        queue_id = self.env.submit(message)
+        line = self.assertDeferredNotBounced(queue_id)
+        self.assertIn("5.7.139", line.group(0))
+
+
+class ConfigurationTest(RelayTestCase):
+    """Operator mistakes in the helper's or Postfix's configuration."""
+
+    def test_f03_syntax_error_named_and_postfix_defers(self) -> None:
+        """F03: missing comma -> check and run exit 3 naming
+        file:line:column; Postfix still loads XOAUTH2 and defers with the
+        plugin's reason, not "no mechanism available"."""
+        self.env.start(helper=False)
+        config = self.env.helper.config_path
+        lines = config.read_text().splitlines()
+        index = next(i for i, line in enumerate(lines)
+                     if line.strip() == '"cloud": "global",')
+        lines[index] = lines[index].rstrip(",")
+        config.write_text("\n".join(lines) + "\n")
+
+        # The error is seen at the next member, one line further down.
+        for command in ("check", "run"):
+            result = self.env.helper.command(command)
+            self.assertEqual(result.returncode, 3, result.stderr)
+            self.assertRegex(result.stderr, re.escape(str(config))
+                             + rf":{index + 2}:\d+: ")
+        self.assertFalse(self.env.helper.socket.exists())
+
+        message, _ = harness.make_message("bad helper config")
+        queue_id = self.env.submit(message)
+        self.assertDeferredNotBounced(queue_id)
+        log = self.env.postfix.log()
+        self.assertRegex(log, PLUGIN_LINE + r".* reason=\S")
+        self.assertNotIn("no mechanism available", log)
+        self.assertNotIn("No worthy mechs", log)
+
+    def test_f16_no_sasl_passwd_entry_defers_cleanly(self) -> None:
+        """F16: no entry for the relay -> deferred (4.7.57), no crash."""
+        self.env.start(sasl_passwd="[other.example]:587 other@example.com:-")
+        message, _ = harness.make_message("no sasl_passwd entry")
+        queue_id = self.env.submit(message)
+        line = self.assertDeferredNotBounced(queue_id)
+        self.assertIn("dsn=4.7.57", line.group(0))
+        self.assertNoCrash()
+
+    def test_f16_empty_sasl_passwd_entry_defers_cleanly(self) -> None:
+        """F16: an empty user for the relay -> deferred, no crash."""
+        self.env.start(sasl_passwd="{relay} :")
+        message, _ = harness.make_message("empty sasl_passwd entry")
+        queue_id = self.env.submit(message)
+        self.assertDeferredNotBounced(queue_id)
+        self.assertNoCrash()
+
+    def test_f19_plugin_logs_with_postfix_ident(self) -> None:
+        """F19: the plugin's failure line comes out of the SASL log
+        callback: Postfix's ident and pid, never its own."""
+        self.env.start(helper=False)
+        message, _ = harness.make_message("plugin log ident")
+        queue_id = self.env.submit(message)
+        status = self.assertDeferredNotBounced(queue_id)
+        plugin = self.env.postfix.wait_for_log(PLUGIN_LINE)
+        self.assertEqual(plugin.group(1),
+                         re.search(r"smtp\[(\d+)\]", status.group(0))[1])
+        foreign = [line for line in self.env.postfix.log().splitlines()
+                   if "xoauth2:" in line and "postfix/smtp[" not in line]
+        self.assertEqual(foreign, [])
+
+
+class ExampleConfigTest(unittest.TestCase):
+    """F20: the shipped example is refused until its placeholders go."""
+
+    def test_f20_placeholders_refused_by_name_and_path(self) -> None:
+        """`check` and `run` on each untouched example exit 3, naming the
+        placeholder and the absolute path; --help names the default."""
+        helper = str(harness.helper_path())
+        self.assertTrue(harness.helper_path().exists(),
+                        f"missing {helper}: build the tree")
+        examples = [harness.EXAMPLES / "config.json"]
+        work = pathlib.Path(tempfile.mkdtemp(prefix="xoauth2-f20-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        for example in examples:
+            shutil.copyfile(example, work / "config.json")
+            for command in ("check", "run"):
+                with self.subTest(example=str(example), command=command):
+                    result = subprocess.run(
+                        [helper, "--config", "config.json", command],
+                        cwd=work, capture_output=True, text=True,
+                        timeout=20)
+                    self.assertEqual(result.returncode, 3, result.stderr)
+                    self.assertIn(str(work / "config.json"), result.stderr)
+                    self.assertIn("REPLACE-WITH-", result.stderr)
+        usage = subprocess.run([helper, "--help"], capture_output=True,
+                               text=True, timeout=20)
+        self.assertIn("/etc/xoauth2-relay/config.json", usage.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

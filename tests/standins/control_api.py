@@ -1,0 +1,98 @@
+"""Plain-HTTP control API of the Office 365 stand-ins, loopback only.
+
+What it is for: tests switch fault modes and read what the stand-ins saw.
+
+    GET  /state            recordings: token_requests, smtp_sessions,
+                           smtp_auth_mode, token_fault (JSON)
+    POST /smtp/auth-mode   {"mode": "accept"} | {"mode": "refuse"}
+                           (535 5.7.3 for every token) |
+                           {"mode": "reply", "reply": "535 5.7.139 ..."} |
+                           {"mode": "challenge"} (Gmail-style 334 error
+                           challenge, then 535; Office 365 never does it)
+    POST /token/fault      {"status": 500, "body": "<html>...",
+                            "content_type": "text/html", "headers": {...},
+                            "count": N}  or
+                           {"status": 400, "aad_error": {"error":
+                            "invalid_grant", "code": 70043, "message": "...",
+                            "suberror": "token_expired"}, "count": N}
+                           without "count" the fault stays until cleared
+    DELETE /token/fault    clear the fault
+
+Answers are JSON; a bad request gets 400 {"error": "..."}.
+
+Main types: ControlHandler, run by a http.server.ThreadingHTTPServer the
+caller owns (make_control_server()).
+
+What it deliberately does not do: authentication (it listens on 127.0.0.1
+only and exists only in tests), or anything beyond the modes above.
+"""
+
+import http.server
+import json
+
+from standin_state import StandinState
+
+
+class ControlHandler(http.server.BaseHTTPRequestHandler):
+    """One control request."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 (http.server API)
+        """Control requests are not logged."""
+
+    def _reply(self, status: int, payload) -> None:
+        """Sends `payload` as JSON."""
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> dict:
+        """The JSON request body ({} when empty)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        """Reads the recordings."""
+        if self.path == "/state":
+            self._reply(200, self.server.state.snapshot())
+        else:
+            self._reply(404, {"error": f"no such resource {self.path}"})
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+        """Switches a mode."""
+        state: StandinState = self.server.state
+        try:
+            body = self._body()
+            if self.path == "/smtp/auth-mode":
+                state.set_smtp_auth_mode(body)
+            elif self.path == "/token/fault":
+                state.set_token_fault(body)
+            else:
+                self._reply(404, {"error": f"no such resource {self.path}"})
+                return
+        except (ValueError, TypeError) as err:
+            self._reply(400, {"error": str(err)})
+            return
+        self._reply(200, {"ok": True})
+
+    def do_DELETE(self) -> None:  # noqa: N802 (http.server API)
+        """Clears the token endpoint fault."""
+        if self.path == "/token/fault":
+            self.server.state.set_token_fault(None)
+            self._reply(200, {"ok": True})
+        else:
+            self._reply(404, {"error": f"no such resource {self.path}"})
+
+
+def make_control_server(
+        state: StandinState) -> http.server.ThreadingHTTPServer:
+    """A listening (not yet serving) control server on 127.0.0.1."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             ControlHandler)
+    server.daemon_threads = True
+    server.state = state
+    return server

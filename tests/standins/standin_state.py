@@ -1,0 +1,252 @@
+"""Shared state of the Office 365 stand-ins: registrations, issued tokens,
+recordings and fault modes.
+
+What it is for: the token endpoint, the SMTP server and the control API run
+in different threads of one process and must agree on which access tokens
+exist and which mailbox each is for. StandinState is that single source of
+truth.
+
+Main types: Cloud (per-cloud scopes), App (a registered application),
+RefreshGrant (a refresh token bound to a mailbox), IssuedToken, and
+StandinState. Every public method of StandinState takes its lock, so any
+thread may call it; it never blocks on I/O except store_message, which writes
+two small files.
+
+Configuration file (JSON, all keys optional):
+
+    {"token_lifetime_seconds": 3599,
+     "apps": [{"tenant": "contoso.onmicrosoft.com",
+               "client_id": "...", "client_secret": "..." | null,
+               "cloud": "global" | "usgov" | "china",
+               "send_as": ["relay@example.com"]}],
+     "refresh_tokens": [{"refresh_token": "...", "client_id": "...",
+                         "tenant": "...", "mailbox": "user@example.com"}]}
+
+An app with "client_secret": null is a public client. For client
+credentials a token may send as every mailbox in "send_as"; a refresh token
+is bound to one mailbox and every refresh token the endpoint hands out
+inherits that binding.
+
+What it deliberately does not do: persist anything between runs, expire
+refresh tokens, or model certificates (client assertions).
+
+Follows /work/shared/reference/office365-smtp-oauth.md sections 2 and 3.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import secrets
+import threading
+import time
+from typing import Any, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Cloud:
+    """The scopes Office 365 SMTP uses in one national cloud."""
+
+    delegated_scope: str
+    app_only_scope: str
+
+
+CLOUDS = {
+    "global": Cloud("https://outlook.office.com/SMTP.Send",
+                    "https://outlook.office365.com/.default"),
+    "usgov": Cloud("https://outlook.office365.us/SMTP.Send",
+                   "https://outlook.office365.us/.default"),
+    "china": Cloud("https://partner.outlook.cn/SMTP.Send",
+                   "https://partner.outlook.cn/.default"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class App:
+    """One application registration."""
+
+    tenant: str
+    client_id: str
+    client_secret: Optional[str]
+    cloud: str
+    send_as: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshGrant:
+    """What a refresh token was issued for."""
+
+    client_id: str
+    tenant: str
+    mailbox: str
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuedToken:
+    """An access token the endpoint handed out."""
+
+    mailboxes: tuple[str, ...]
+    expires: float
+    client_id: str
+    grant_type: str
+
+
+def token_hash(token: str) -> str:
+    """A short, stable name for a token, for logs and assertions."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def _load_apps(config: dict) -> dict[str, App]:
+    """Builds the app registry from the configuration."""
+    apps = {}
+    for entry in config.get("apps", []):
+        cloud = entry.get("cloud", "global")
+        if cloud not in CLOUDS:
+            raise ValueError(f"unknown cloud {cloud!r} in stand-in config")
+        apps[entry["client_id"]] = App(
+            entry["tenant"], entry["client_id"], entry.get("client_secret"),
+            cloud, tuple(entry.get("send_as", [])))
+    return apps
+
+
+class StandinState:
+    """Everything the stand-ins share, guarded by one lock."""
+
+    def __init__(self, config: dict, state_dir: pathlib.Path):
+        self._lock = threading.Lock()
+        self.apps = _load_apps(config)
+        self.token_lifetime = int(config.get("token_lifetime_seconds", 3599))
+        self._refresh: dict[str, RefreshGrant] = {
+            e["refresh_token"]: RefreshGrant(e["client_id"], e["tenant"],
+                                             e["mailbox"])
+            for e in config.get("refresh_tokens", [])}
+        self._access: dict[str, IssuedToken] = {}
+        self._token_requests: list[dict] = []
+        self._smtp_sessions: list[dict] = []
+        self._message_count = 0
+        self.messages_dir = state_dir / "messages"
+        self.messages_dir.mkdir(parents=True, exist_ok=True)
+        self._smtp_auth_mode: dict = {"mode": "accept"}
+        self._token_fault: Optional[dict] = None
+
+    # --- token endpoint -------------------------------------------------
+
+    def refresh_grant(self, refresh_token: str) -> Optional[RefreshGrant]:
+        """The binding of a refresh token, or None when unknown."""
+        with self._lock:
+            return self._refresh.get(refresh_token)
+
+    def issue_access_token(self, mailboxes: tuple[str, ...], client_id: str,
+                           grant_type: str) -> str:
+        """Makes and remembers a new opaque access token."""
+        token = secrets.token_urlsafe(48)
+        issued = IssuedToken(mailboxes, time.time() + self.token_lifetime,
+                             client_id, grant_type)
+        with self._lock:
+            self._access[token] = issued
+        return token
+
+    def issue_refresh_token(self, grant: RefreshGrant) -> str:
+        """Makes a new refresh token with the same binding; the old one
+        stays valid, as at Microsoft."""
+        token = "rt." + secrets.token_urlsafe(48)
+        with self._lock:
+            self._refresh[token] = grant
+        return token
+
+    def record_token_request(self, record: dict) -> None:
+        """Keeps one token endpoint request (secrets included: test only)."""
+        with self._lock:
+            self._token_requests.append(record)
+
+    def take_token_fault(self) -> Optional[dict]:
+        """The fault to answer the next token request with, if any; a fault
+        with a "count" is used that many times, then cleared."""
+        with self._lock:
+            fault = self._token_fault
+            if fault is not None and "count" in fault:
+                fault["count"] -= 1
+                if fault["count"] <= 0:
+                    self._token_fault = None
+            return fault
+
+    # --- SMTP server ----------------------------------------------------
+
+    def check_token(self, mailbox: str, token: str) -> str:
+        """Why `token` may not send as `mailbox`, or "" when it may."""
+        with self._lock:
+            issued = self._access.get(token)
+        if issued is None:
+            return "token was not issued by the stand-in endpoint"
+        if time.time() >= issued.expires:
+            return "token has expired"
+        if mailbox.lower() not in (m.lower() for m in issued.mailboxes):
+            return "token is not for this mailbox"
+        return ""
+
+    def smtp_auth_mode(self) -> dict:
+        """How the SMTP server answers AUTH right now."""
+        with self._lock:
+            return dict(self._smtp_auth_mode)
+
+    def new_smtp_session(self, peer: Any) -> dict:
+        """Registers and returns the record of one SMTP connection."""
+        record = {"peer": list(peer) if peer else None,
+                  "started": time.time(), "tls": False, "ehlo": [],
+                  "auth": [], "messages": [], "ended": None}
+        with self._lock:
+            record["id"] = len(self._smtp_sessions) + 1
+            self._smtp_sessions.append(record)
+        return record
+
+    def session_event(self, record: dict, key: str, value: Any) -> None:
+        """Sets record[key], or appends to it when it is a list."""
+        with self._lock:
+            if isinstance(record.get(key), list):
+                record[key].append(value)
+            else:
+                record[key] = value
+
+    def store_message(self, meta: dict, content: bytes) -> str:
+        """Writes DIR/messages/NNN.eml (exact DATA bytes) and then NNN.json
+        (envelope, authentication); returns the message id NNN."""
+        with self._lock:
+            self._message_count += 1
+            name = f"{self._message_count:03d}"
+        eml = self.messages_dir / f"{name}.eml"
+        eml.write_bytes(content)
+        meta = dict(meta, id=name, eml=str(eml), size=len(content),
+                    sha256=hashlib.sha256(content).hexdigest())
+        tmp = self.messages_dir / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, self.messages_dir / f"{name}.json")
+        return name
+
+    # --- control API ----------------------------------------------------
+
+    def set_smtp_auth_mode(self, mode: dict) -> None:
+        """accept | refuse (535 5.7.3) | reply (answer mode["reply"]) |
+        challenge (Gmail-style 334 error challenge, then 535)."""
+        if mode.get("mode") not in ("accept", "refuse", "reply",
+                                    "challenge"):
+            raise ValueError("mode must be accept, refuse, reply or "
+                             "challenge")
+        if mode["mode"] == "reply" and not mode.get("reply"):
+            raise ValueError("mode reply needs a reply line")
+        with self._lock:
+            self._smtp_auth_mode = dict(mode)
+
+    def set_token_fault(self, fault: Optional[dict]) -> None:
+        """Installs (or with None clears) a token endpoint fault."""
+        with self._lock:
+            self._token_fault = dict(fault) if fault else None
+
+    def snapshot(self) -> dict:
+        """Copies of the recordings, for the control API."""
+        with self._lock:
+            return json.loads(json.dumps({
+                "token_requests": self._token_requests,
+                "smtp_sessions": self._smtp_sessions,
+                "smtp_auth_mode": self._smtp_auth_mode,
+                "token_fault": self._token_fault}))

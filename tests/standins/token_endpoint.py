@@ -1,0 +1,329 @@
+"""Stand-in for the Microsoft identity platform v2.0 token endpoint.
+
+What it is for: the token-helper fetches access tokens from
+POST {authority}/{tenant}/oauth2/v2.0/token. This HTTPS server answers
+exactly that request the way Microsoft does: client credentials with a
+secret, refresh token (confidential or public client), success and error
+bodies shaped as in the reference, 400 for errors and 401 for
+invalid_client. Every request is recorded in StandinState.
+
+Main types: TokenRequestHandler (one per request, run by a thread of
+http.server.ThreadingHTTPServer) and AadError (an error answer in the
+making). make_token_server() builds the listening server; the caller owns
+the thread that runs serve_forever().
+
+What it deliberately does not do: certificate client assertions, the
+device code flow, id_tokens, throttling by itself (faults are injected
+through the control API instead).
+
+Follows /work/shared/reference/office365-smtp-oauth.md section 3
+(grants, scopes per cloud, error body shape) and RFC 6749 section 5.
+"""
+
+import dataclasses
+import datetime
+import http.server
+import json
+import re
+import ssl
+import time
+import urllib.parse
+import uuid
+from typing import Optional
+
+from standin_state import CLOUDS, App, StandinState, token_hash
+
+_TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
+_DELEGATED_TENANTS = ("organizations", "common", "consumers")
+
+
+@dataclasses.dataclass
+class AadError(Exception):
+    """An error answer: OAuth error name, AADSTS number and text."""
+
+    error: str
+    code: int
+    message: str
+    suberror: Optional[str] = None
+    status: int = 400
+
+
+def _missing(name: str) -> AadError:
+    """The answer Microsoft gives when a form parameter is absent."""
+    return AadError("invalid_request", 900144,
+                    "The request body must contain the following "
+                    f"parameter: '{name}'.")
+
+
+def error_body(err: AadError, correlation_id: str) -> dict:
+    """The JSON error body, field for field as Microsoft sends it."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = now.strftime("%Y-%m-%d %H:%M:%SZ")
+    trace_id = str(uuid.uuid4())
+    body = {
+        "error": err.error,
+        "error_description": (
+            f"AADSTS{err.code}: {err.message}\r\nTrace ID: {trace_id}\r\n"
+            f"Correlation ID: {correlation_id}\r\nTimestamp: {stamp}"),
+        "error_codes": [err.code],
+        "timestamp": stamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+    }
+    if err.suberror:
+        body["suberror"] = err.suberror
+    return body
+
+
+def _compact(body: dict) -> bytes:
+    """JSON without spaces, as Microsoft sends it."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _authenticate_client(app: App, form: dict) -> None:
+    """Checks the client secret against the app's registration."""
+    secret = form.get("client_secret")
+    if app.client_secret is None:
+        if secret is not None or "client_assertion" in form:
+            raise AadError("invalid_client", 700025,
+                           "Client is public so neither 'client_assertion' "
+                           "nor 'client_secret' should be presented.",
+                           status=401)
+        return
+    if secret is None:
+        raise AadError("invalid_client", 7000218,
+                       "The request body must contain the following "
+                       "parameter: 'client_assertion' or 'client_secret'.",
+                       status=401)
+    if secret != app.client_secret:
+        raise AadError("invalid_client", 7000215,
+                       "Invalid client secret provided. Ensure the secret "
+                       "being sent in the request is the client secret "
+                       "value, not the client secret ID, for a secret added "
+                       f"to app '{app.client_id}'.", status=401)
+
+
+def _find_app(state: StandinState, tenant: str, form: dict) -> App:
+    """The registered app the request names, checked against the tenant."""
+    client_id = form.get("client_id")
+    if not client_id:
+        raise _missing("client_id")
+    app = state.apps.get(client_id)
+    delegated = form.get("grant_type") == "refresh_token"
+    tenant_ok = app is not None and (
+        tenant.lower() == app.tenant.lower()
+        or (delegated and tenant.lower() in _DELEGATED_TENANTS))
+    if not tenant_ok:
+        raise AadError("unauthorized_client", 700016,
+                       f"Application with identifier '{client_id}' was not "
+                       f"found in the directory '{tenant}'. This can happen "
+                       "if the application has not been installed by the "
+                       "administrator of the tenant or consented to by any "
+                       "user in the tenant. You may have sent your "
+                       "authentication request to the wrong tenant.")
+    return app
+
+
+def _client_credentials(state: StandinState, tenant: str, app: App,
+                        form: dict) -> dict:
+    """Grant client_credentials: app-only .default scope of the app's
+    cloud; never a refresh token."""
+    scope = form.get("scope")
+    if not scope:
+        raise _missing("scope")
+    wanted = CLOUDS[app.cloud].app_only_scope
+    if not scope.endswith("/.default"):
+        raise AadError("invalid_scope", 1002012,
+                       f"The provided value for scope {scope} is not valid. "
+                       "Client credential flows must have a scope value "
+                       "with /.default suffixed to the resource identifier "
+                       "(application ID URI).")
+    if scope != wanted:
+        raise AadError("invalid_resource", 500011,
+                       "The resource principal named "
+                       f"{scope.removesuffix('/.default')} was not found in "
+                       f"the tenant named {tenant}. This can happen if the "
+                       "application has not been installed by the "
+                       "administrator of the tenant or consented to by any "
+                       "user in the tenant. You might have sent your "
+                       "authentication request to the wrong tenant.")
+    token = state.issue_access_token(app.send_as, app.client_id,
+                                     "client_credentials")
+    return {"token_type": "Bearer", "scope": scope,
+            "expires_in": state.token_lifetime,
+            "ext_expires_in": state.token_lifetime, "access_token": token}
+
+
+def _refresh_token(state: StandinState, tenant: str, app: App,
+                   form: dict) -> dict:
+    """Grant refresh_token: needs the delegated SMTP.Send scope of the
+    app's cloud; answers with a new refresh token every time."""
+    presented = form.get("refresh_token")
+    if not presented:
+        raise _missing("refresh_token")
+    scope = form.get("scope")
+    if not scope:
+        raise _missing("scope")
+    smtp_scope = CLOUDS[app.cloud].delegated_scope
+    if smtp_scope not in scope.split():
+        raise AadError("invalid_scope", 70011,
+                       "The provided request must include a 'scope' input "
+                       "parameter. The provided value for the input "
+                       f"parameter 'scope' is not valid. The scope {scope} "
+                       "is not valid.")
+    grant = state.refresh_grant(presented)
+    if grant is None or grant.client_id != app.client_id:
+        raise AadError("invalid_grant", 70000,
+                       "Provided grant is invalid or malformed.")
+    if grant.tenant.lower() != tenant.lower():
+        raise AadError("invalid_grant", 7000012,
+                       "The grant was obtained for a different tenant.")
+    token = state.issue_access_token((grant.mailbox,), app.client_id,
+                                     "refresh_token")
+    return {"token_type": "Bearer", "scope": smtp_scope,
+            "expires_in": state.token_lifetime,
+            "ext_expires_in": state.token_lifetime, "access_token": token,
+            "refresh_token": state.issue_refresh_token(grant)}
+
+
+def answer_token_request(state: StandinState, tenant: str,
+                         form: dict) -> dict:
+    """The success body for a token request, or raises AadError."""
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise _missing("grant_type")
+    if grant_type not in ("client_credentials", "refresh_token"):
+        raise AadError("unsupported_grant_type", 70003,
+                       f"The app requested an unsupported grant type "
+                       f"'{grant_type}'.")
+    app = _find_app(state, tenant, form)
+    _authenticate_client(app, form)
+    if grant_type == "client_credentials":
+        return _client_credentials(state, tenant, app, form)
+    return _refresh_token(state, tenant, app, form)
+
+
+class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
+    """Serves POST /{tenant}/oauth2/v2.0/token."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "standin-aad"
+    timeout = 30
+
+    def log_message(self, format, *args):  # noqa: A002 (http.server API)
+        """Request logging goes to the recording, not to stderr."""
+
+    def _send(self, status: int, body: bytes, content_type: str,
+              headers: Optional[dict] = None) -> None:
+        """Writes one complete response."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store, no-cache")
+        self.send_header("Pragma", "no-cache")
+        for name, value in (headers or {}).items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_form(self) -> tuple[str, dict]:
+        """The raw body and its form fields (first value of each)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8", "replace")
+        ctype = self.headers.get("Content-Type", "")
+        if not ctype.startswith("application/x-www-form-urlencoded"):
+            return raw, {}
+        pairs = urllib.parse.parse_qsl(raw, keep_blank_values=True)
+        form: dict = {}
+        for name, value in pairs:
+            form.setdefault(name, value)
+        return raw, form
+
+    def _send_fault(self, fault: dict, correlation_id: str) -> int:
+        """Answers with an injected fault (raw body or AADSTS error)."""
+        status = int(fault.get("status", 500))
+        if "aad_error" in fault:
+            spec = fault["aad_error"]
+            err = AadError(spec["error"], int(spec["code"]),
+                           spec.get("message", "Injected failure."),
+                           spec.get("suberror"), status)
+            body = _compact(error_body(err, correlation_id))
+            ctype = "application/json; charset=utf-8"
+        else:
+            body = fault.get("body", "").encode()
+            ctype = fault.get("content_type", "text/html")
+        self._send(status, body, ctype, fault.get("headers"))
+        return status
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+        """Answers one token request and records it."""
+        raw, form = self._read_form()
+        correlation_id = (self.headers.get("client-request-id")
+                          or str(uuid.uuid4()))
+        record = {"time": time.time(), "method": "POST", "path": self.path,
+                  "content_type": self.headers.get("Content-Type"),
+                  "body": raw, "form": form}
+
+        # An injected fault wins over everything, as an outage would.
+        fault = self.server.state.take_token_fault()
+        match = _TOKEN_PATH.match(urllib.parse.urlsplit(self.path).path)
+        if fault is not None:
+            record["status"] = self._send_fault(fault, correlation_id)
+        elif match is None:
+            record["status"] = 404
+            self._send(404, b"", "text/html")
+        else:
+            record["tenant"] = urllib.parse.unquote(match.group(1))
+            record["status"] = self._answer(record, form, correlation_id)
+        self.server.state.record_token_request(record)
+
+    def _answer(self, record: dict, form: dict, correlation_id: str) -> int:
+        """Runs the grant and writes the JSON answer; returns the status."""
+        try:
+            body = answer_token_request(self.server.state, record["tenant"],
+                                        form)
+            status = 200
+            record["issued"] = token_hash(body["access_token"])
+        except AadError as err:
+            body = error_body(err, correlation_id)
+            status = err.status
+            record["error"] = err.error
+            record["error_code"] = err.code
+        self._send(status, _compact(body),
+                   "application/json; charset=utf-8")
+        record["response"] = body
+        return status
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        """Anything but POST is not part of the stand-in."""
+        self._send(405, b"", "text/html")
+
+
+class _TlsThreadingServer(http.server.ThreadingHTTPServer):
+    """A threading HTTPS server whose TLS handshake runs in the request
+    thread, so one silent client cannot stall the accept loop."""
+
+    daemon_threads = True
+
+    def __init__(self, state: StandinState, context: ssl.SSLContext):
+        super().__init__(("127.0.0.1", 0), TokenRequestHandler)
+        self.state = state
+        self.socket = context.wrap_socket(self.socket, server_side=True,
+                                          do_handshake_on_connect=False)
+
+    def finish_request(self, request, client_address) -> None:
+        """Completes the TLS handshake, then serves the request."""
+        request.settimeout(TokenRequestHandler.timeout)
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(request, client_address)
+
+
+def make_token_server(state: StandinState, cert_file: str,
+                      key_file: str) -> http.server.ThreadingHTTPServer:
+    """A listening (not yet serving) HTTPS token endpoint on 127.0.0.1."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return _TlsThreadingServer(state, context)
