@@ -345,7 +345,7 @@ TEST(HelperConfig, F20ShippedExampleRefusedByName) {
   EXPECT_EQ(config.error(),
             std::string(XOAUTH2_EXAMPLE_CONFIG) +
                 ": accounts[0].mailbox is still the example placeholder "
-                "REPLACE-WITH-MAILBOX@example.com; put the mailbox that "
+                "relay@REPLACE-WITH-YOUR-DOMAIN; put the mailbox that "
                 "sends mail there");
 }
 
