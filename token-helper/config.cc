@@ -87,11 +87,19 @@ constexpr std::string_view kTopKeys[] = {
 };
 
 constexpr std::string_view kAccountKeys[] = {
-    "name",          "mailbox",
-    "cloud",         "authority",
-    "tenant",        "client_id",
-    "grant",         "client_secret_file",
-    "client_secret", "refresh_token_file",
+    "name",
+    "mailbox",
+    "cloud",
+    "authority",
+    "tenant",
+    "client_id",
+    "grant",
+    "client_secret_file",
+    "client_secret",
+    "certificate_file",
+    "private_key_file",
+    "assertion_alg",
+    "refresh_token_file",
     "scope",
 };
 
@@ -426,45 +434,124 @@ Status ReadClientSecret(const Where& where, const json& object, Account& out) {
   return {};
 }
 
-// Checks what each grant needs and refuses what it cannot use.
-Status ReadGrantNeeds(const Where& where, const json& object, Account& out) {
-  if (out.grant == Grant::kClientCredentials) {
-    if (out.client_secret.empty()) {
-      return where.Fail("client_secret_file",
-                        "is missing; the client_credentials grant needs "
-                        "client_secret_file or client_secret");
-    }
-    if (object.contains("refresh_token_file")) {
-      return where.Fail("refresh_token_file",
-                        "is set but grant is client_credentials, which uses "
-                        "no refresh token; remove it or change the grant");
-    }
-    std::string tenant = Lower(out.tenant);
-    if (tenant == "common" || tenant == "organizations" ||
-        tenant == "consumers") {
-      return where.Fail("tenant", "is " + out.tenant +
-                                      ", which only works for delegated "
-                                      "sign-ins; client_credentials needs "
-                                      "your tenant ID or domain");
-    }
-    return {};
+// Reads assertion_alg, which only a certificate credential uses.
+Status ReadAssertionAlg(const Where& where, const json& object,
+                        AssertionAlg& out) {
+  std::string name;
+  RETURN_IF_ERROR(ReadString(where, object, "assertion_alg", name, false));
+  if (name.empty() || name == "PS256") {
+    out = AssertionAlg::kPs256;
+  } else if (name == "RS256") {
+    out = AssertionAlg::kRs256;
+  } else {
+    return where.Fail("assertion_alg",
+                      "is \"" + name + "\"; use PS256 (the default) or RS256");
   }
+  return {};
+}
+
+// Refuses a certificate half-configured or next to a client secret.
+Status CheckCertificateKeys(const Where& where, const json& object) {
+  bool has_certificate = object.contains("certificate_file");
+  bool has_key = object.contains("private_key_file");
+  if (!has_certificate && !has_key) {
+    if (!object.contains("assertion_alg"))
+      return {};
+    return where.Fail("assertion_alg",
+                      "is set but certificate_file is not; remove it or "
+                      "configure a certificate");
+  }
+  for (std::string_view secret_key : {"client_secret", "client_secret_file"}) {
+    if (object.contains(secret_key)) {
+      return where.Fail(secret_key, "and " + where.Field("certificate_file") +
+                                        " are both set; keep only one "
+                                        "credential");
+    }
+  }
+  if (!has_key) {
+    return where.Fail("private_key_file",
+                      "is missing; certificate_file needs the matching "
+                      "private key");
+  }
+  if (!has_certificate) {
+    return where.Fail("certificate_file",
+                      "is missing; private_key_file needs its certificate");
+  }
+  return {};
+}
+
+// Reads certificate_file, private_key_file and assertion_alg and loads the
+// certificate and key, which stay in memory.
+Status ReadClientCertificate(const Where& where, const json& object,
+                             Account& out) {
+  RETURN_IF_ERROR(CheckCertificateKeys(where, object));
+  if (!object.contains("certificate_file"))
+    return {};
+  RETURN_IF_ERROR(
+      ReadPath(where, object, "certificate_file", out.certificate_file, true));
+  RETURN_IF_ERROR(
+      ReadPath(where, object, "private_key_file", out.private_key_file, true));
+  RETURN_IF_ERROR(ReadAssertionAlg(where, object, out.assertion_alg));
+
+  auto loaded =
+      ClientCertificate::Load(out.certificate_file, out.private_key_file);
+  if (!loaded) {
+    return where.Fail(loaded.error().field,
+                      "cannot be used: " + loaded.error().message);
+  }
+  out.certificate = std::move(*loaded);
+  return {};
+}
+
+// Checks what the client_credentials grant needs.
+Status ReadClientCredentialsNeeds(const Where& where, const json& object,
+                                  const Account& out) {
+  if (out.credential() == Credential::kPublic) {
+    return where.Fail("client_secret_file",
+                      "is missing; the client_credentials grant needs "
+                      "client_secret_file, client_secret, or "
+                      "certificate_file with private_key_file");
+  }
+  if (object.contains("refresh_token_file")) {
+    return where.Fail("refresh_token_file",
+                      "is set but grant is client_credentials, which uses "
+                      "no refresh token; remove it or change the grant");
+  }
+  std::string tenant = Lower(out.tenant);
+  if (tenant == "common" || tenant == "organizations" ||
+      tenant == "consumers") {
+    return where.Fail("tenant", "is " + out.tenant +
+                                    ", which only works for delegated "
+                                    "sign-ins; client_credentials needs "
+                                    "your tenant ID or domain");
+  }
+  return {};
+}
+
+// Checks what each grant needs and refuses what it cannot use.
+Status ReadGrantNeeds(const Where& where, const json& object, ConfigUse use,
+                      Account& out) {
+  if (out.grant == Grant::kClientCredentials)
+    return ReadClientCredentialsNeeds(where, object, out);
 
   RETURN_IF_ERROR(ReadPath(where, object, "refresh_token_file",
                            out.refresh_token_file, true));
+  if (use == ConfigUse::kSignIn)
+    return {};  // `authorize` is about to write it
   auto token = ReadSecretFile(out.refresh_token_file);
   if (!token) {
     return where.Fail("refresh_token_file",
                       ": " + token.error() +
                           "; store the refresh token from the first "
-                          "sign-in there");
+                          "sign-in there (token-helper authorize " +
+                          out.name + ")");
   }
   return {};
 }
 
 // Reads one element of "accounts".
 Status ReadAccount(const std::string& path, const json& object,
-                   std::size_t index, Account& out) {
+                   std::size_t index, ConfigUse use, Account& out) {
   Where where{path, "accounts[" + std::to_string(index) + "]."};
   if (!object.is_object()) {
     return std::unexpected(path + ": accounts[" + std::to_string(index) +
@@ -474,8 +561,9 @@ Status ReadAccount(const std::string& path, const json& object,
   RETURN_IF_ERROR(CheckKeys(where, object, kAccountKeys));
   RETURN_IF_ERROR(ReadIdentity(where, object, out));
   RETURN_IF_ERROR(ReadGrant(where, object, out.grant));
+  RETURN_IF_ERROR(ReadClientCertificate(where, object, out));
   RETURN_IF_ERROR(ReadClientSecret(where, object, out));
-  RETURN_IF_ERROR(ReadGrantNeeds(where, object, out));
+  RETURN_IF_ERROR(ReadGrantNeeds(where, object, use, out));
   RETURN_IF_ERROR(ReadString(where, object, "scope", out.scope, false));
   if (out.scope.empty())
     out.scope = DefaultScope(out.cloud, out.grant);
@@ -483,7 +571,7 @@ Status ReadAccount(const std::string& path, const json& object,
 }
 
 // Reads "accounts": a non-empty array with one entry per mailbox.
-Status ReadAccounts(const std::string& path, const json& root,
+Status ReadAccounts(const std::string& path, const json& root, ConfigUse use,
                     std::vector<Account>& out) {
   auto it = root.find("accounts");
   if (it == root.end() || !it->is_array() || it->empty()) {
@@ -493,7 +581,7 @@ Status ReadAccounts(const std::string& path, const json& root,
   }
   for (std::size_t i = 0; i < it->size(); ++i) {
     Account account;
-    RETURN_IF_ERROR(ReadAccount(path, (*it)[i], i, account));
+    RETURN_IF_ERROR(ReadAccount(path, (*it)[i], i, use, account));
     for (std::size_t j = 0; j < out.size(); ++j) {
       if (Lower(out[j].mailbox) != Lower(account.mailbox))
         continue;
@@ -589,8 +677,30 @@ std::string_view GrantName(Grant grant) {
                                             : "refresh_token";
 }
 
+std::string_view CredentialName(Credential credential) {
+  switch (credential) {
+    case Credential::kSecret:
+      return "secret";
+    case Credential::kCertificate:
+      return "certificate";
+    case Credential::kPublic:
+      break;
+  }
+  return "public";
+}
+
 std::string Account::TokenUrl() const {
   return authority + "/" + tenant + "/oauth2/v2.0/token";
+}
+
+std::string Account::DeviceCodeUrl() const {
+  return authority + "/" + tenant + "/oauth2/v2.0/devicecode";
+}
+
+Credential Account::credential() const {
+  if (certificate)
+    return Credential::kCertificate;
+  return client_secret.empty() ? Credential::kPublic : Credential::kSecret;
 }
 
 const Account* Config::FindAccount(std::string_view mailbox) const {
@@ -600,6 +710,14 @@ const Account* Config::FindAccount(std::string_view mailbox) const {
       return &account;
   }
   return nullptr;
+}
+
+const Account* Config::FindAccountByName(std::string_view name) const {
+  for (const Account& account : accounts) {
+    if (account.name == name)
+      return &account;
+  }
+  return FindAccount(name);
 }
 
 std::string_view DefaultAuthority(Cloud cloud) {
@@ -648,7 +766,8 @@ std::string SyntaxErrorPosition(std::string_view text, std::size_t byte,
 }
 
 std::expected<Config, std::string> ParseConfig(std::string_view text,
-                                               const std::string& abs_path) {
+                                               const std::string& abs_path,
+                                               ConfigUse use) {
   json root;
   try {
     root = json::parse(text, nullptr, true, true);
@@ -670,14 +789,15 @@ std::expected<Config, std::string> ParseConfig(std::string_view text,
     Where where{abs_path, ""};
     RETURN_IF_ERROR(CheckKeys(where, root, kTopKeys));
     RETURN_IF_ERROR(ReadSettings(where, root, config));
-    RETURN_IF_ERROR(ReadAccounts(abs_path, root, config.accounts));
+    RETURN_IF_ERROR(ReadAccounts(abs_path, root, use, config.accounts));
     return config;
   } catch (const std::exception& error) {
     return std::unexpected(abs_path + ": cannot read: " + error.what());
   }
 }
 
-std::expected<Config, std::string> LoadConfig(const std::string& path) {
+std::expected<Config, std::string> LoadConfig(const std::string& path,
+                                              ConfigUse use) {
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);
   std::string abs_path = ec ? path : abs.lexically_normal().string();
@@ -704,7 +824,7 @@ std::expected<Config, std::string> LoadConfig(const std::string& path) {
   if (!in.is_open() || in.bad()) {
     return std::unexpected(abs_path + ": cannot read the configuration");
   }
-  return ParseConfig(content.str(), abs_path);
+  return ParseConfig(content.str(), abs_path, use);
 }
 
 }  // namespace xoauth2::helper

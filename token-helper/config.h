@@ -12,8 +12,11 @@
 // ("REPLACE-WITH-...", the all-zero GUID) are refused by name.
 //
 // Client secret files are read here (so `check` proves they are readable);
-// refresh token files are only checked here and re-read before each
-// refresh because the helper rewrites them. Users and groups are resolved
+// so are certificate credentials (certificate_file and private_key_file,
+// loaded and cross-checked by client_assertion.h and then kept in memory).
+// Refresh token files are only checked here (not at all for ConfigUse::
+// kSignIn, which is about to create them) and re-read before each refresh
+// because the helper rewrites them. Users and groups are resolved
 // with getpwnam_r/getgrnam_r; numbers are taken as ids. Nothing is logged
 // and no exception escapes.
 //
@@ -27,10 +30,12 @@
 
 #include <cstddef>
 #include <expected>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "client_assertion.h"
 #include "log.h"
 #include "secret.h"
 
@@ -41,8 +46,18 @@ inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
 enum class Cloud { kGlobal, kUsGov, kChina };
 enum class Grant { kClientCredentials, kRefreshToken };
 
+// How the client proves who it is at the token endpoint.
+enum class Credential { kPublic, kSecret, kCertificate };
+
+// What the configuration is loaded for: serving tokens needs every
+// refresh token file; a first sign-in (`authorize`) is about to write one.
+enum class ConfigUse { kServe, kSignIn };
+
 // "client_credentials" or "refresh_token".
 std::string_view GrantName(Grant grant);
+
+// "public", "secret" or "certificate".
+std::string_view CredentialName(Credential credential);
 
 // One mailbox and how to get access tokens for it.
 struct Account {
@@ -53,12 +68,22 @@ struct Account {
   std::string tenant;     // GUID, domain, or organizations/common/consumers
   std::string client_id;
   Grant grant = Grant::kClientCredentials;
-  Secret client_secret;            // empty for a public client
+  Secret client_secret;          // empty for a public client or a certificate
+  std::string certificate_file;  // absolute; certificate credential only
+  std::string private_key_file;  // absolute; certificate credential only
+  std::shared_ptr<const ClientCertificate> certificate;  // loaded, checked
+  AssertionAlg assertion_alg = AssertionAlg::kPs256;
   std::string refresh_token_file;  // absolute; refresh_token grant only
   std::string scope;               // the cloud's default unless overridden
 
   // {authority}/{tenant}/oauth2/v2.0/token
   std::string TokenUrl() const;
+
+  // {authority}/{tenant}/oauth2/v2.0/devicecode
+  std::string DeviceCodeUrl() const;
+
+  // Certificate if one is loaded, else secret if one is set, else public.
+  Credential credential() const;
 };
 
 struct Config {
@@ -76,6 +101,10 @@ struct Config {
 
   // The account for `mailbox` (compared case-insensitively) or nullptr.
   const Account* FindAccount(std::string_view mailbox) const;
+
+  // The account whose name is `name` (exactly), else the one whose mailbox
+  // it is; nullptr if none.
+  const Account* FindAccountByName(std::string_view name) const;
 };
 
 // The default authority for `cloud`, e.g. https://login.microsoftonline.com
@@ -85,12 +114,14 @@ std::string_view DefaultAuthority(Cloud cloud);
 std::string DefaultScope(Cloud cloud, Grant grant);
 
 // Reads and validates the file at `path` (made absolute first).
-std::expected<Config, std::string> LoadConfig(const std::string& path);
+std::expected<Config, std::string> LoadConfig(
+    const std::string& path, ConfigUse use = ConfigUse::kServe);
 
 // Validates `text`, the content of the file whose absolute path is
 // `abs_path` (used in every message).
-std::expected<Config, std::string> ParseConfig(std::string_view text,
-                                               const std::string& abs_path);
+std::expected<Config, std::string> ParseConfig(
+    std::string_view text, const std::string& abs_path,
+    ConfigUse use = ConfigUse::kServe);
 
 // "path:line:column" for the 1-based byte offset that nlohmann::json
 // reports in a parse_error, pointing at the start of the offending token.

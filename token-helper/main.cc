@@ -1,21 +1,28 @@
 // SPDX-License-Identifier: MIT
 //
-// token-helper's command line (CLI11): `run`, `check` and `token MAILBOX`,
-// with --config PATH (default XOAUTH2_DEFAULT_CONFIG), --help, --version.
-// Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad configuration.
-// Everything but argument parsing and printing lives in token_helper_lib.
-// `token` never prints the access token, only its expiry and short hash.
+// token-helper's command line (CLI11): `run`, `check`, `token MAILBOX` and
+// `authorize ACCOUNT`, with --config PATH (default XOAUTH2_DEFAULT_CONFIG),
+// --help, --version. Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad
+// configuration. Everything but argument parsing and printing lives in
+// token_helper_lib. `token` never prints the access token, only its expiry
+// and short hash; `check` names each account's credential kind (secret,
+// certificate or public) but never a secret; `authorize` (the device code
+// sign-in, grant_device_code.h) prints the sign-in instructions and where
+// the refresh token was stored, never a token.
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <iostream>
 
 #include "config.h"
 #include "daemon.h"
+#include "grant_device_code.h"
 #include "log.h"
 #include "secret.h"
 #include "socket_client.h"
+#include "token_endpoint.h"
 
 namespace {
 
@@ -24,6 +31,19 @@ using namespace xoauth2::helper;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitConfig = 3;
+
+// How `account` authenticates, as key=value fields; never a secret.
+std::string CredentialFields(const Account& account) {
+  std::string fields =
+      "credential=" + std::string(CredentialName(account.credential()));
+  if (account.certificate) {
+    fields +=
+        " assertion_alg=" +
+        std::string(AssertionAlgName(account.assertion_alg)) +
+        " certificate_thumbprint=" + account.certificate->ThumbprintSha1Hex();
+  }
+  return fields;
+}
 
 // `check`: validate and summarise the configuration.
 int Check(const std::string& path) {
@@ -36,10 +56,41 @@ int Check(const std::string& path) {
             << config->accounts.size() << " accounts)\n";
   for (const Account& account : config->accounts) {
     std::cout << "  " << account.name << ": mailbox=" << account.mailbox
-              << " grant=" << GrantName(account.grant)
+              << " grant=" << GrantName(account.grant) << " "
+              << CredentialFields(account)
               << " token_url=" << account.TokenUrl() << " scope=\""
               << account.scope << "\"\n";
   }
+  return 0;
+}
+
+// `authorize ACCOUNT`: the first sign-in of a refresh_token account.
+int Authorize(const std::string& path, const std::string& name) {
+  auto config = LoadConfig(path, ConfigUse::kSignIn);
+  if (!config) {
+    std::cerr << config.error() << "\n";
+    return kExitConfig;
+  }
+  const Account* account = config->FindAccountByName(name);
+  if (account == nullptr || account->grant != Grant::kRefreshToken) {
+    std::cerr << config->path << ": no account with grant refresh_token is "
+              << "named " << name << " or has that mailbox; "
+              << "`token-helper check` lists the accounts\n";
+    return kExitUsage;
+  }
+
+  HttpSettings settings = HttpSettings::FromConfig(*config);
+  std::atomic<bool> never_cancelled{false};
+  FormPoster poster = [&](const std::string& url, const Secret& body) {
+    return PostForm(settings, url, body, never_cancelled);
+  };
+  SystemFlowClock clock;
+  auto result = AuthorizeAccount(*account, poster, clock, std::cout, std::cerr);
+  if (!result) {
+    std::cerr << "token-helper: " << result.error() << "\n";
+    return kExitRuntime;
+  }
+  std::cout << SignInSummary(*account, *result, std::time(nullptr)) << "\n";
   return 0;
 }
 
@@ -96,6 +147,36 @@ int Run(const std::string& path, bool syslog, bool verbose) {
   return RunDaemon(*config);
 }
 
+// What the command line asked for.
+struct Invocation {
+  std::string config_path = XOAUTH2_DEFAULT_CONFIG;
+  bool syslog = false;
+  bool verbose = false;
+  std::string mailbox;  // `token`
+  std::string account;  // `authorize`
+};
+
+// Declares the options and subcommands of `app`, filling `args`.
+void DefineCommands(CLI::App& app, Invocation& args) {
+  app.add_option("-c,--config", args.config_path, "configuration file (JSON)")
+      ->capture_default_str();
+  auto* run = app.add_subcommand("run", "run the helper in the foreground");
+  run->add_flag("--syslog", args.syslog, "also log to syslog (facility mail)");
+  run->add_flag("-v,--verbose", args.verbose, "log debug events too");
+  app.add_subcommand("check", "validate the configuration");
+  app.add_subcommand("token",
+                     "ask the running helper for MAILBOX's token; prints its "
+                     "expiry and hash, never the token")
+      ->add_option("MAILBOX", args.mailbox, "the mailbox")
+      ->required();
+  app.add_subcommand("authorize",
+                     "first sign-in (device code) of a refresh_token "
+                     "account; stores its refresh token in "
+                     "refresh_token_file")
+      ->add_option("ACCOUNT", args.account, "account name or mailbox")
+      ->required();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,23 +186,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "token-helper " XOAUTH2_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
-
-  std::string config_path = XOAUTH2_DEFAULT_CONFIG;
-  app.add_option("-c,--config", config_path, "configuration file (JSON)")
-      ->capture_default_str();
-
-  bool syslog = false;
-  bool verbose = false;
-  auto* run = app.add_subcommand("run", "run the helper in the foreground");
-  run->add_flag("--syslog", syslog, "also log to syslog (facility mail)");
-  run->add_flag("-v,--verbose", verbose, "log debug events too");
-  auto* check = app.add_subcommand("check", "validate the configuration");
-  std::string mailbox;
-  auto* token = app.add_subcommand(
-      "token",
-      "ask the running helper for MAILBOX's token; prints its "
-      "expiry and hash, never the token");
-  token->add_option("MAILBOX", mailbox, "the mailbox")->required();
+  Invocation args;
+  DefineCommands(app, args);
 
   try {
     app.parse(argc, argv);
@@ -129,9 +195,11 @@ int main(int argc, char** argv) {
     return app.exit(error) == 0 ? 0 : kExitUsage;
   }
 
-  if (run->parsed())
-    return Run(config_path, syslog, verbose);
-  if (check->parsed())
-    return Check(config_path);
-  return Token(config_path, mailbox);
+  if (app.got_subcommand("run"))
+    return Run(args.config_path, args.syslog, args.verbose);
+  if (app.got_subcommand("check"))
+    return Check(args.config_path);
+  if (app.got_subcommand("authorize"))
+    return Authorize(args.config_path, args.account);
+  return Token(args.config_path, args.mailbox);
 }

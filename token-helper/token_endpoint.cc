@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// libcurl transport for the token endpoint, form encoding and the
-// refresh token hand-over to disk. Every libcurl error is turned into a
+// libcurl transport for the token endpoint (one POST function for every
+// grant), form encoding, client authentication fields and the refresh
+// token hand-over to disk. Every libcurl error is turned into a
 // temporary TokenFailure whose message names the likely fix.
 
 #include "token_endpoint.h"
@@ -9,10 +10,12 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <vector>
 
+#include "client_assertion.h"
 #include "secret_file.h"
 
 namespace xoauth2::helper {
@@ -133,35 +136,24 @@ void SetOptions(CURL* curl, const HttpSettings& settings, Transfer& transfer,
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &cancelled);
 }
 
-// POSTs `body` to `url`; the answer, or a transport failure.
-std::expected<long, TokenFailure> Post(const HttpSettings& settings,
-                                       const std::string& url,
-                                       const Secret& body, Transfer& transfer,
-                                       const std::atomic<bool>& cancelled) {
-  CurlHandle curl(curl_easy_init());
-  if (!curl)
-    return std::unexpected(TransportFailure("libcurl init failed"));
-  char error_buffer[CURL_ERROR_SIZE] = {};
-  SetOptions(curl.get(), settings, transfer, error_buffer, cancelled);
+// Initialises libcurl once per process, before the first handle.
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
 
+// Sets the form body, its headers and the URL on `curl`.
+CurlList SetRequest(CURL* curl, const std::string& url, const Secret& body) {
   CurlList headers(curl_slist_append(
       nullptr, "Content-Type: application/x-www-form-urlencoded"));
   headers.reset(
       curl_slist_append(headers.release(), "Accept: application/json"));
-  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.Reveal().data());
-  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE_LARGE,
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.Reveal().data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                    static_cast<curl_off_t>(body.Reveal().size()));
-
-  CURLcode code = curl_easy_perform(curl.get());
-  if (code != CURLE_OK) {
-    return std::unexpected(TransportFailure(
-        TransportMessage(code, error_buffer, transfer, settings, url)));
-  }
-  long status = 0;
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
-  return status;
+  return headers;
 }
 
 // curl_easy_escape of `text`, which may be a secret; nullopt on failure.
@@ -202,8 +194,31 @@ HttpSettings HttpSettings::FromConfig(const Config& config) {
 
 CurlTokenFetcher::CurlTokenFetcher(HttpSettings settings)
     : settings_(std::move(settings)) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  InitCurlOnce();
+}
+
+std::expected<HttpReply, TokenFailure> PostForm(
+    const HttpSettings& settings, const std::string& url, const Secret& body,
+    const std::atomic<bool>& cancelled) {
+  InitCurlOnce();
+  CurlHandle curl(curl_easy_init());
+  if (!curl)
+    return std::unexpected(TransportFailure("libcurl init failed"));
+  Transfer transfer;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  SetOptions(curl.get(), settings, transfer, error_buffer, cancelled);
+  CurlList headers = SetRequest(curl.get(), url, body);
+
+  CURLcode code = curl_easy_perform(curl.get());
+  if (code != CURLE_OK) {
+    return std::unexpected(TransportFailure(
+        TransportMessage(code, error_buffer, transfer, settings, url)));
+  }
+  HttpReply reply;
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &reply.status);
+  reply.body = Secret(std::move(transfer.body));
+  reply.retry_after = transfer.retry_after;
+  return reply;
 }
 
 std::expected<Secret, std::string> EncodeForm(
@@ -227,24 +242,47 @@ std::expected<Secret, std::string> EncodeForm(
   return secret;
 }
 
+std::expected<void, std::string> AddClientAuthentication(
+    const Account& account, std::int64_t now, std::vector<FormField>& fields,
+    Secret& assertion) {
+  if (account.certificate) {
+    auto signed_jwt =
+        BuildClientAssertion(*account.certificate, account.assertion_alg,
+                             account.TokenUrl(), account.client_id, now);
+    if (!signed_jwt)
+      return std::unexpected(signed_jwt.error());
+    assertion = std::move(*signed_jwt);
+    fields.push_back({"client_assertion_type", kJwtBearerAssertionType});
+    fields.push_back({"client_assertion", assertion.Reveal()});
+  } else if (!account.client_secret.empty()) {
+    fields.push_back({"client_secret", account.client_secret.Reveal()});
+  }
+  return {};
+}
+
 std::expected<Secret, std::string> BuildTokenRequestBody(
     const Account& account, const Secret& refresh_token) {
+  std::int64_t now = std::time(nullptr);
+  Secret assertion;
   std::vector<FormField> fields;
   if (account.grant == Grant::kClientCredentials) {
     fields = {{"grant_type", "client_credentials"},
-              {"client_id", account.client_id},
-              {"client_secret", account.client_secret.Reveal()},
-              {"scope", account.scope}};
-  } else {
-    fields = {{"grant_type", "refresh_token"},
-              {"client_id", account.client_id},
-              {"refresh_token", refresh_token.Reveal()},
-              {"scope", account.scope}};
-    // A public client has no secret; send one only when configured.
-    if (!account.client_secret.empty()) {
-      fields.push_back({"client_secret", account.client_secret.Reveal()});
-    }
+              {"client_id", account.client_id}};
+    auto added = AddClientAuthentication(account, now, fields, assertion);
+    if (!added)
+      return std::unexpected(added.error());
+    fields.push_back({"scope", account.scope});
+    return EncodeForm(fields);
   }
+
+  fields = {{"grant_type", "refresh_token"},
+            {"client_id", account.client_id},
+            {"refresh_token", refresh_token.Reveal()},
+            {"scope", account.scope}};
+  // A public client has no credential; send one only when configured.
+  auto added = AddClientAuthentication(account, now, fields, assertion);
+  if (!added)
+    return std::unexpected(added.error());
   return EncodeForm(fields);
 }
 
@@ -266,14 +304,13 @@ std::expected<TokenGrant, TokenFailure> CurlTokenFetcher::Fetch(
   auto body = BuildTokenRequestBody(account, refresh_token);
   if (!body)
     return std::unexpected(TransportFailure(body.error()));
-  Transfer transfer;
-  auto status =
-      Post(settings_, account.TokenUrl(), *body, transfer, cancelled_);
-  if (!status)
-    return std::unexpected(status.error());
+  auto reply = PostForm(settings_, account.TokenUrl(), *body, cancelled_);
+  if (!reply)
+    return std::unexpected(reply.error());
 
   auto grant = ParseTokenResponse(
-      HttpAnswer{*status, transfer.body, transfer.retry_after}, account.tenant);
+      HttpAnswer{reply->status, reply->body.Reveal(), reply->retry_after},
+      account.tenant);
   if (!grant)
     return grant;
   auto kept = KeepRefreshToken(account, refresh_token, grant->refresh_token);

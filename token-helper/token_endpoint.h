@@ -2,13 +2,18 @@
 //
 // The client of the token endpoint: POST {authority}/{tenant}/oauth2/v2.0/
 // token with an application/x-www-form-urlencoded body (RFC 6749 sections
-// 4.4 and 6; Microsoft identity platform v2.0 client credentials and
-// refresh token flows).
+// 2.3, 4.4 and 6; RFC 7523 section 2.2 for client assertions; Microsoft
+// identity platform v2.0 client credentials and refresh token flows).
 //
 // Main types: TokenFetcher, the interface the cache uses (tests substitute
-// a fake); CurlTokenFetcher, the libcurl implementation. One easy handle
-// per request, so a fetcher may be used from several threads at once (the
-// cache still runs at most one fetch per account).
+// a fake); CurlTokenFetcher, the libcurl implementation; PostForm(), the
+// one HTTPS form POST that every grant uses (the device code flow too).
+// One easy handle per request, so a fetcher may be used from several
+// threads at once (the cache still runs at most one fetch per account).
+//
+// Client authentication (AddClientAuthentication): a client secret, or a
+// fresh JWT client assertion per request for a certificate, or nothing for
+// a public client; never both.
 //
 // Deliberately: only https (also for redirects, which are never
 // followed: a 3xx is an error), TLS peer and host verification always on,
@@ -21,10 +26,13 @@
 #define XOAUTH2_TOKEN_HELPER_TOKEN_ENDPOINT_H
 
 #include <atomic>
+#include <cstdint>
 #include <expected>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config.h"
 #include "secret.h"
@@ -70,15 +78,37 @@ struct FormField {
   std::string_view value;
 };
 
+// One HTTP answer; the body is a Secret because it may hold tokens.
+struct HttpReply {
+  long status = 0;
+  Secret body;
+  std::optional<long> retry_after;  // Retry-After in seconds, if sent
+};
+
+// POSTs the form `body` to `url` and returns the answer whatever its HTTP
+// status, or a temporary TokenFailure naming the fix when no answer came
+// (DNS, connect, TLS, timeout, over 64 KiB, `cancelled` set meanwhile).
+std::expected<HttpReply, TokenFailure> PostForm(
+    const HttpSettings& settings, const std::string& url, const Secret& body,
+    const std::atomic<bool>& cancelled);
+
+// Appends `account`'s client authentication to `fields`: client_secret,
+// or client_assertion_type and a fresh client_assertion signed at `now`
+// (kept alive in `assertion`, which must outlive `fields`), or nothing
+// for a public client. Error only if signing fails.
+std::expected<void, std::string> AddClientAuthentication(
+    const Account& account, std::int64_t now, std::vector<FormField>& fields,
+    Secret& assertion);
+
 // name=value pairs joined by '&', every name and value percent-encoded
 // with curl_easy_escape. Error only if libcurl cannot allocate.
 std::expected<Secret, std::string> EncodeForm(
     std::span<const FormField> fields);
 
 // The form body for `account`: client_credentials sends grant_type,
-// client_id, client_secret and scope; refresh_token sends grant_type,
-// client_id, refresh_token, scope (always) and client_secret only when one
-// is configured.
+// client_id, the client authentication and scope; refresh_token sends
+// grant_type, client_id, refresh_token, scope (always) and then the client
+// authentication only when one is configured. An assertion is signed now.
 std::expected<Secret, std::string> BuildTokenRequestBody(
     const Account& account, const Secret& refresh_token);
 

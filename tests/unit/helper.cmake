@@ -1,6 +1,7 @@
 # Unit tests of the token-helper library (ctest label `unit`): configuration,
 # secrets and logging, token endpoint answers and form bodies, refresh token
-# files, the cache (with a fake fetcher) and the socket server.
+# files, the cache (with a fake fetcher) and the socket server, certificate
+# credentials (JWT client assertions) and the device code sign-in.
 add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_config_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_secret_test.cc
@@ -9,6 +10,9 @@ add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_cache_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_socket_server_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_cli_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_client_assertion_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_device_code_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_test_keys.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_test_util.cc)
 target_link_libraries(helper_test PRIVATE token_helper_lib GTest::gtest_main)
 target_compile_definitions(helper_test PRIVATE

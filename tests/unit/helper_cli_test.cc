@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // Tests of the token-helper binary's command line: exit codes (0 ok,
-// 2 usage, 3 bad configuration), `check` output naming the absolute path,
+// 2 usage, 3 bad configuration), `check` output naming the absolute path
+// and each account's credential kind without any secret, `authorize`
+// refusing accounts it cannot sign in and failing cleanly (exit 1) when
+// the endpoint is unreachable,
 // F03 (a missing comma stops `run` with file, line and column), `--help`
 // showing the default path (F20), and `run` ending with exit 0 and the
 // socket removed on SIGTERM. Children are always reaped.
@@ -15,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "helper_test_keys.h"
 #include "helper_test_util.h"
 
 namespace xoauth2::helper {
@@ -105,6 +109,83 @@ TEST(HelperCli, CheckValidConfig) {
   EXPECT_TRUE(outcome.output.starts_with("configuration OK: " + file +
                                          " (1 accounts)\n"))
       << outcome.output;
+}
+
+// `check` shows how each account authenticates, never a secret or key.
+TEST(HelperCli, CheckShowsCredentialKind) {
+  TempDir dir;
+  const testing::TestKeys& keys = MakeTestKeys(testing::KeyKind::kRsa2048);
+  std::string cert = dir.Write("c.pem", keys.certificate_pem);
+  std::string key = dir.Write("k.pem", keys.key_pem);
+  std::string refresh = dir.Write("r.refresh", "0.AR-refresh-value");
+  std::string file = dir.Write(
+      "config.json", R"({"accounts": [
+    {"name": "a", "mailbox": "a@example.com", "tenant": "t", "client_id": "c",
+     "grant": "client_credentials", "client_secret": "s3cr3t-value"},
+    {"name": "b", "mailbox": "b@example.com", "tenant": "t", "client_id": "c",
+     "grant": "client_credentials", "certificate_file": ")" +
+                         cert + R"(", "private_key_file": ")" + key + R"("},
+    {"name": "c", "mailbox": "c@example.com", "tenant": "organizations",
+     "client_id": "c", "grant": "refresh_token",
+     "refresh_token_file": ")" +
+                         refresh + R"("}]})");
+  Outcome outcome = RunHelper({"--config", file, "check"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("a: mailbox=a@example.com "
+                                "grant=client_credentials credential=secret "
+                                "token_url="),
+            std::string::npos)
+      << outcome.output;
+  EXPECT_NE(outcome.output.find("b: mailbox=b@example.com "
+                                "grant=client_credentials "
+                                "credential=certificate assertion_alg=PS256 "
+                                "certificate_thumbprint="),
+            std::string::npos)
+      << outcome.output;
+  EXPECT_NE(outcome.output.find("c: mailbox=c@example.com "
+                                "grant=refresh_token credential=public "),
+            std::string::npos)
+      << outcome.output;
+  EXPECT_EQ(outcome.output.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(outcome.output.find("refresh-value"), std::string::npos);
+  EXPECT_EQ(outcome.output.find(keys.key_pem.substr(40, 40)),
+            std::string::npos);
+}
+
+// `authorize` refuses unknown and app-only accounts (usage, exit 2) and
+// needs no refresh token file yet; an unreachable endpoint is exit 1.
+TEST(HelperCli, AuthorizeExitCodes) {
+  TempDir dir;
+  std::string file = dir.Write("config.json", R"({"accounts": [
+    {"name": "app", "mailbox": "a@example.com", "tenant": "t",
+     "client_id": "c", "grant": "client_credentials", "client_secret": "x"},
+    {"name": "user", "mailbox": "u@example.com", "tenant": "organizations",
+     "authority": "https://127.0.0.1:1", "client_id": "c",
+     "grant": "refresh_token",
+     "refresh_token_file": ")" + dir.path() + R"(/u.refresh"}]})");
+
+  Outcome unknown = RunHelper({"--config", file, "authorize", "nobody"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.output.find(file + ": no account with grant "
+                                       "refresh_token is named nobody"),
+            std::string::npos)
+      << unknown.output;
+  EXPECT_EQ(RunHelper({"--config", file, "authorize", "app"}).exit_code, 2);
+  EXPECT_EQ(RunHelper({"--config", file, "authorize"}).exit_code, 2);
+
+  Outcome unreachable =
+      RunHelper({"--config", file, "authorize", "U@example.com"});
+  EXPECT_EQ(unreachable.exit_code, 1) << unreachable.output;
+  EXPECT_NE(unreachable.output.find("token-helper: cannot connect to "
+                                    "https://127.0.0.1:1/organizations/"
+                                    "oauth2/v2.0/devicecode"),
+            std::string::npos)
+      << unreachable.output;
+
+  Outcome check = RunHelper({"--config", file, "check"});
+  EXPECT_EQ(check.exit_code, 3);
+  EXPECT_NE(check.output.find("token-helper authorize user"), std::string::npos)
+      << check.output;
 }
 
 // F03: `check` and `run` both refuse with file, line and column.
