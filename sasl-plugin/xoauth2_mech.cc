@@ -73,9 +73,10 @@
 //
 // BUGS
 //   Office 365 refuses a bad token with an immediate 535, which Postfix
-//   never passes to the mechanism: such refusals cannot be reported to the
-//   helper, only Gmail-style error challenges are. The helper's own
-//   expiry handling must cover that case.
+//   never passes to the mechanism, so the plugin reports only Gmail-style
+//   error challenges. The helper learns of the 535 itself, from the reply
+//   lines smtp(8) shows its reply socket through smtp_reply_filter
+//   (token-helper/reply_watcher.h).
 //
 // STANDARDS
 //   RFC 4422 (SASL), RFC 4954 (SMTP AUTH), RFC 7628 (OAUTHBEARER), RFC 5801

@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: MIT
 //
-// RunDaemon and the request dispatch. Start order: socket first (so a
-// second helper fails before it touches any refresh token), then the
-// cache's workers. Stop order: cache (wakes waiting requests, cancels
-// fetches), then the socket (waits for connections, unlinks).
+// RunDaemon and the request dispatch. Start order: token socket first (so
+// a second helper fails before it touches any refresh token), the reply
+// socket beside it, then the cache's workers. Stop order: cache (wakes
+// waiting requests, cancels fetches), then the reply socket, then the
+// token socket (waits for connections, unlinks). The ReplyWatcher links
+// the two sockets: tokens served on one, SMTP replies seen on the other.
 
 #include "daemon.h"
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <string>
 
 #include "log.h"
+#include "reply_server.h"
+#include "reply_watcher.h"
 #include "token_endpoint.h"
 
 namespace xoauth2::helper {
@@ -27,6 +34,63 @@ sigset_t BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return set;
+}
+
+// The configured name of the account whose mailbox is `mailbox`.
+std::string AccountName(const Config& config, std::string_view mailbox) {
+  auto same = [mailbox](const Account& account) {
+    return std::ranges::equal(account.mailbox, mailbox, [](char a, char b) {
+      return std::tolower(static_cast<unsigned char>(a)) ==
+             std::tolower(static_cast<unsigned char>(b));
+    });
+  };
+  auto found = std::ranges::find_if(config.accounts, same);
+  return found == config.accounts.end() ? std::string() : found->name;
+}
+
+// What the reply watcher may do to the cache.
+ReplyActions CacheActions(TokenCache& cache, const Config& config) {
+  ReplyActions actions;
+  actions.drop = [&cache](std::string_view mailbox, std::string_view token) {
+    cache.Reject(mailbox, token);
+  };
+  actions.refresh = [&cache](std::string_view mailbox) {
+    cache.RefreshSoon(mailbox);
+  };
+  actions.account_name = [&config](std::string_view mailbox) {
+    return AccountName(config, mailbox);
+  };
+  return actions;
+}
+
+// The token socket's options; it reports served tokens to `watcher`.
+ServerOptions TokenServerOptions(const Config& config, ReplyWatcher& watcher) {
+  ServerOptions options{config.socket, PolicyFromConfig(config)};
+  options.on_served = [&watcher](const PeerCredentials& peer,
+                                 const protocol::Request& request,
+                                 const protocol::Response& response) {
+    watcher.TokenServed(peer.pid, request.mailbox, response.token);
+  };
+  return options;
+}
+
+// Starts the token socket, then the reply socket; logs a failure.
+bool StartSockets(SocketServer& server, const std::string& token_path,
+                  ReplyServer& replies, const std::string& reply_path) {
+  auto started = server.Start();
+  if (!started) {
+    Log(LogLevel::kError, "socket_failed",
+        {{"socket", token_path}, {"reason", started.error()}});
+    return false;
+  }
+  started = replies.Start();
+  if (!started) {
+    Log(LogLevel::kError, "socket_failed",
+        {{"socket", reply_path}, {"reason", started.error()}});
+    server.Stop();
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -52,22 +116,29 @@ int RunDaemon(const Config& config) {
 
   CurlTokenFetcher fetcher(HttpSettings::FromConfig(config));
   TokenCache cache(config.accounts, fetcher, CacheOptions::FromConfig(config));
-  ServerOptions options{config.socket, PolicyFromConfig(config)};
-  SocketServer server(std::move(options), [&cache](const auto& request) {
-    return HandleRequest(cache, request);
-  });
+  ReplyWatcher watcher(CacheActions(cache, config), WatcherOptions{});
 
-  auto started = server.Start();
-  if (!started) {
-    Log(LogLevel::kError, "socket_failed",
-        {{"socket", config.socket}, {"reason", started.error()}});
+  // The token socket tells the watcher which process got which token.
+  SocketServer server(
+      TokenServerOptions(config, watcher),
+      [&cache](const auto& request) { return HandleRequest(cache, request); });
+
+  // The reply socket tells it what the server answered that process.
+  std::string reply_path = ReplySocketPath(config.socket);
+  ReplyServer replies(
+      {reply_path, PolicyFromConfig(config)},
+      [&watcher](const PeerCredentials& peer, std::string_view line) {
+        watcher.ReplySeen(peer.pid, line);
+      });
+
+  if (!StartSockets(server, config.socket, replies, reply_path))
     return 1;
-  }
   cache.Start();
   Log(LogLevel::kInfo, "helper_started",
       {{"version", XOAUTH2_VERSION},
        {"config", config.path},
        {"socket", config.socket},
+       {"reply_socket", reply_path},
        {"accounts", config.accounts.size()}});
 
   int signal_number = 0;
@@ -75,6 +146,7 @@ int RunDaemon(const Config& config) {
   Log(LogLevel::kInfo, "helper_stopping",
       {{"signal", sigabbrev_np(signal_number)}});
   cache.Stop();
+  replies.Stop();
   server.Stop();
   Log(LogLevel::kInfo, "helper_stopped", {});
   return 0;

@@ -370,6 +370,8 @@ std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
   }
 
   protocol::Response response = handler_(*request);
+  if (options_.on_served && response.ok && !response.token.empty())
+    options_.on_served(peer, *request, response);
   Log(LogLevel::kDebug, "request_served",
       {{"verb", request->verb == protocol::Verb::kToken ? "token" : "reject"},
        {"mailbox", request->mailbox},

@@ -12,9 +12,10 @@
 //
 // Ownership: the server owns the listening socket, its acceptor thread and
 // counts its connection threads; Stop() waits for all of them and unlinks
-// the socket it created. The handler is called concurrently and must be
-// thread-safe. Logging: refused peers (warn, with uid and pid) and internal
-// errors are logged here; answers are logged at debug level.
+// the socket it created. The handler and the optional on_served observer
+// are called concurrently and must be thread-safe. Logging: refused peers
+// (warn, with uid and pid) and internal errors are logged here; answers
+// are logged at debug level.
 
 #ifndef XOAUTH2_TOKEN_HELPER_SOCKET_SERVER_H
 #define XOAUTH2_TOKEN_HELPER_SOCKET_SERVER_H
@@ -62,11 +63,19 @@ std::vector<gid_t> GroupsOfUser(uid_t uid);
 using RequestHandler =
     std::function<protocol::Response(const protocol::Request&)>;
 
+// Told about every token handed out, before the answer is sent, with the
+// peer that got it (so that ReplyWatcher can tie later SMTP replies read
+// by that process to the token).
+using ServedObserver = std::function<void(const PeerCredentials& peer,
+                                          const protocol::Request& request,
+                                          const protocol::Response& response)>;
+
 struct ServerOptions {
   std::string path;
   AccessPolicy policy;
   std::size_t max_connections = 64;
   std::chrono::milliseconds read_timeout{2000};
+  ServedObserver on_served = nullptr;  // optional
 };
 
 class SocketServer {

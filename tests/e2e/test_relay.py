@@ -6,15 +6,22 @@ What it checks, by field report (/work/shared/cases/field-reports.md):
                    XOAUTH2 as the mailbox, through a chrooted smtp(8) whose
                    jail holds nothing we put there and no CA bundle
   F03              a helper config with a missing comma is refused with
-                   file:line:column, and Postfix still loads XOAUTH2 and
-                   defers with the plugin's reason
+                   file:line:column; Postfix defers (the reply.sock lookup
+                   fails first, naming the socket), never "no mechanism"
   F09              535 5.7.3 defers (never bounces), delivery once accepted;
-                   a refused token is replaced before the next attempt
-  F10              535 5.7.139 defers
+                   a refused token is replaced before the next attempt,
+                   both after a Gmail-style challenge (the plugin reports
+                   it) and after Office 365's immediate 535 (the helper
+                   sees it through smtp_reply_filter on reply.sock)
+  F10              535 5.7.139 defers; the helper logs the tenant
+                   configuration problem with the PowerShell fix
   F16              no / empty sasl_passwd entry: clean deferral, no crash
-  F19              the plugin's lines carry Postfix's ident postfix/smtp
+  F19              the plugin's lines carry Postfix's ident postfix/smtp,
+                   and Postfix defers with the plugin's reason
   F20              example placeholders refused by name and absolute path
   helper down      deferred, then delivered once the helper runs
+  reply.sock gone  smtp_reply_filter lookup error: deferred (4.3.0), then
+                   delivered once the helper runs again
 
 Run as root: /usr/bin/python3 -m unittest -v test_relay (from this
 directory), with XOAUTH2_BUILD_DIR naming the build tree; ctest runs it
@@ -27,6 +34,7 @@ beyond 127.0.0.1.
 """
 
 import base64
+import hashlib
 import json
 import os
 import pathlib
@@ -51,6 +59,11 @@ TENANT_DISABLED = ("535 5.7.139 Authentication unsuccessful, "
                    "SmtpClientAuthentication is disabled for the Tenant. "
                    "Visit https://aka.ms/smtp_auth_disabled for more "
                    "information.")
+
+
+def token_hash(token: str) -> str:
+    """How the helper logs a token: sha256: and 12 hex digits."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 def split_message(data: bytes) -> tuple[list[bytes], bytes]:
@@ -166,8 +179,8 @@ class RelayTest(RelayTestCase):
         extra = {p.name for p in queue.iterdir()} - POSTFIX_QUEUE_DIRS
         self.assertEqual(extra, {"xoauth2-relay"})
         self.assertEqual(
-            [p.name for p in (queue / "xoauth2-relay").iterdir()],
-            ["token.sock"])
+            sorted(p.name for p in (queue / "xoauth2-relay").iterdir()),
+            ["reply.sock", "token.sock"])
         certs = [str(p) for p in queue.rglob("*")
                  if p.suffix in (".pem", ".crt") or p.name in ("ssl",
                                                                "certs")]
@@ -182,6 +195,26 @@ class RelayTest(RelayTestCase):
         queue_id = self.env.submit(message)
         self.assertDeferredNotBounced(queue_id)
 
+        self.env.helper.start()
+        self.deliver_after_flush(queue_id, message)
+        self.assertNoCrash()
+
+    def test_reply_socket_missing_defers_then_delivers(self) -> None:
+        """smtp_reply_filter lookup error (reply.sock gone): smtp(8) logs
+        the table error and defers with 4.3.0, never bounces; with the
+        helper restarted the message is delivered."""
+        self.env.start()
+        (self.env.postfix.queue / "xoauth2-relay" / "reply.sock").unlink()
+        message, _ = harness.make_message("reply socket missing")
+        queue_id = self.env.submit(message)
+        line = self.assertDeferredNotBounced(queue_id)
+        self.assertIn("dsn=4.3.0", line.group(0))
+        self.assertIn("local data error", line.group(0))
+        self.assertRegex(self.env.postfix.log(),
+                         r"table socketmap:unix:xoauth2-relay/reply\.sock:"
+                         r"xoauth2 lookup error")
+
+        self.env.helper.stop()
         self.env.helper.start()
         self.deliver_after_flush(queue_id, message)
         self.assertNoCrash()
@@ -218,28 +251,36 @@ class RefusalTest(RelayTestCase):
         self.assertNotEqual(first["token"], last["token"])
         self.assertEqual(len(self.env.standins.state()["token_requests"]), 2)
 
-    # Known issue: Office 365 refuses a token with an immediate 535 that
-    # Postfix never hands to the SASL mechanism, so the plugin cannot tell
-    # the helper to drop the token and the next attempt reuses it (see the
-    # BUGS section of sasl-plugin/xoauth2_mech.cc). Remove the decorator
-    # once a fix lands; an unexpected success fails the run.
-    @unittest.expectedFailure
     def test_f09_immediate_535_gets_fresh_token(self) -> None:
-        """F09 (Office 365 style): after a 535 5.7.3 the next attempt
-        uses a freshly fetched token."""
+        """F09 (Office 365 style): the helper sees the 535 5.7.3 through
+        smtp_reply_filter, drops the token, and the next attempt uses a
+        freshly fetched one: exactly one extra token request."""
         self.env.start()
         self.env.standins.set_smtp_auth_mode("refuse")
         message, _ = harness.make_message("immediate 535")
         queue_id = self.env.submit(message)
         self.assertDeferredNotBounced(queue_id)
+        refused = self.env.standins.auth_attempts()[0]["token"]
+        warn = harness.wait_until(
+            lambda: re.search(r"level=warn event=smtp_token_refused .*$",
+                              self.env.helper.log(), re.MULTILINE),
+            10, "the helper's smtp_token_refused line")
+        self.assertIn("account=relay", warn.group(0))
+        self.assertIn(f"mailbox={harness.MAILBOX}", warn.group(0))
+        self.assertIn('reply="535 5.7.3"', warn.group(0))
+        self.assertIn(f"token={token_hash(refused)}", warn.group(0))
 
         self.env.standins.set_smtp_auth_mode("accept")
         self.deliver_after_flush(queue_id, message)
         first, last = (self.env.standins.auth_attempts()[i] for i in (0, -1))
         self.assertNotEqual(first["token"], last["token"])
+        self.assertEqual(len(self.env.standins.state()["token_requests"]), 2)
+        self.assertNoTokenInHelperLog()
 
     def test_f10_tenant_disabled_defers(self) -> None:
-        """F10: 535 5.7.139 (SMTP AUTH disabled) defers, never bounces."""
+        """F10: 535 5.7.139 (SMTP AUTH disabled) defers, never bounces;
+        the helper names the tenant configuration problem and the
+        PowerShell fix, and keeps the token (no extra token request)."""
         self.env.start()
         self.env.standins.set_smtp_auth_mode("reply", TENANT_DISABLED)
         message, _ = harness.make_message("tenant disabled")
@@ -247,14 +288,40 @@ class RefusalTest(RelayTestCase):
         line = self.assertDeferredNotBounced(queue_id)
         self.assertIn("5.7.139", line.group(0))
 
+        warn = harness.wait_until(
+            lambda: re.search(
+                r"level=warn event=smtp_auth_configuration .*$",
+                self.env.helper.log(), re.MULTILINE),
+            10, "the helper's smtp_auth_configuration line")
+        self.assertIn('reply="535 5.7.139"', warn.group(0))
+        self.assertIn("tenant configuration", warn.group(0))
+        self.assertIn("SMTP AUTH is switched off for the tenant", warn.group(0))
+        self.assertIn(f"Set-CASMailbox -Identity {harness.MAILBOX} "
+                      "-SmtpClientAuthenticationDisabled $false",
+                      warn.group(0))
+        self.assertIn("token_kept=yes", warn.group(0))
+        self.assertNotIn("event=smtp_token_refused", self.env.helper.log())
+        self.assertEqual(len(self.env.standins.state()["token_requests"]), 1)
+        self.assertNoTokenInHelperLog()
+
+    def assertNoTokenInHelperLog(self) -> None:
+        """No access token the stand-in issued appears in the helper's
+        log, at any level."""
+        log = self.env.helper.log()
+        for request in self.env.standins.state()["token_requests"]:
+            token = request["response"].get("access_token")
+            if token:
+                self.assertNotIn(token, log)
+
 
 class ConfigurationTest(RelayTestCase):
     """Operator mistakes in the helper's or Postfix's configuration."""
 
     def test_f03_syntax_error_named_and_postfix_defers(self) -> None:
         """F03: missing comma -> check and run exit 3 naming
-        file:line:column; Postfix still loads XOAUTH2 and defers with the
-        plugin's reason, not "no mechanism available"."""
+        file:line:column; Postfix defers with a reason naming the
+        helper's reply socket, not "no mechanism available" (F19 covers
+        the plugin's own reason)."""
         self.env.start(helper=False)
         config = self.env.helper.config_path
         lines = config.read_text().splitlines()
@@ -271,11 +338,16 @@ class ConfigurationTest(RelayTestCase):
                              + rf":{index + 2}:\d+: ")
         self.assertFalse(self.env.helper.socket.exists())
 
+        # With no helper there is no reply.sock: smtp(8) fails the
+        # smtp_reply_filter lookup of the server's greeting, logs the
+        # table and socket, and defers before SASL starts.
         message, _ = harness.make_message("bad helper config")
         queue_id = self.env.submit(message)
-        self.assertDeferredNotBounced(queue_id)
+        line = self.assertDeferredNotBounced(queue_id)
+        self.assertIn("dsn=4.3.0", line.group(0))
         log = self.env.postfix.log()
-        self.assertRegex(log, PLUGIN_LINE + r".* reason=\S")
+        self.assertIn("connect to xoauth2-relay/reply.sock: No such file",
+                      log)
         self.assertNotIn("no mechanism available", log)
         self.assertNotIn("No worthy mechs", log)
 
@@ -297,9 +369,11 @@ class ConfigurationTest(RelayTestCase):
         self.assertNoCrash()
 
     def test_f19_plugin_logs_with_postfix_ident(self) -> None:
-        """F19: the plugin's failure line comes out of the SASL log
-        callback: Postfix's ident and pid, never its own."""
-        self.env.start(helper=False)
+        """F19: the plugin's failure line (the helper has no account for
+        the mailbox) comes out of the SASL log callback: Postfix's ident
+        and pid, never its own; Postfix loads XOAUTH2 and defers with the
+        plugin's reason."""
+        self.env.start(sasl_passwd="{relay} other@example.com:-")
         message, _ = harness.make_message("plugin log ident")
         queue_id = self.env.submit(message)
         status = self.assertDeferredNotBounced(queue_id)
@@ -309,6 +383,9 @@ class ConfigurationTest(RelayTestCase):
         foreign = [line for line in self.env.postfix.log().splitlines()
                    if "xoauth2:" in line and "postfix/smtp[" not in line]
         self.assertEqual(foreign, [])
+        log = self.env.postfix.log()
+        self.assertRegex(log, PLUGIN_LINE + r".* reason=\S")
+        self.assertNotIn("no mechanism available", log)
 
 
 class ExampleConfigTest(unittest.TestCase):
