@@ -13,6 +13,18 @@ set_tests_properties(e2e_relay PROPERTIES
   SKIP_REGULAR_EXPRESSION "e2e-skip:"
   ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
 
+# Every grant end to end (certificate, refresh token public/confidential,
+# device code sign-in with `token-helper authorize`); same needs as above.
+add_test(NAME e2e_grants
+  COMMAND /usr/bin/python3 -m unittest -v test_grants
+  WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR})
+set_tests_properties(e2e_grants PROPERTIES
+  LABELS e2e
+  TIMEOUT 300
+  RUN_SERIAL TRUE
+  SKIP_REGULAR_EXPRESSION "e2e-skip:"
+  ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+
 # The stand-ins checked against the Office 365 reference (no root needed).
 add_test(NAME e2e_standins
   COMMAND /usr/bin/python3 -m unittest -v test_o365

@@ -1,8 +1,9 @@
 """End-to-end harness: Office 365 stand-ins, token-helper and a private
 Postfix instance with our XOAUTH2 plugin, all in one temporary directory.
 
-What it is for: tests/e2e/test_relay.py and tests/e2e/demo.py start the
-whole relay chain exactly the same way through RelayEnvironment:
+What it is for: tests/e2e/test_relay.py, tests/e2e/test_grants.py and
+tests/e2e/demo.py start the whole relay chain exactly the same way
+through RelayEnvironment:
 
     env = RelayEnvironment.create()        # temp dir, nothing running yet
     env.start(helper=True)                 # stand-ins, helper, Postfix
@@ -164,11 +165,12 @@ class Standins:
              "client_secret": CLIENT_SECRET, "cloud": "global",
              "send_as": [MAILBOX]}]}
 
-    def start(self) -> None:
-        """Starts o365.py and waits for its ready.json."""
+    def start(self, config_data: Optional[dict] = None) -> None:
+        """Starts o365.py and waits for its ready.json; `config_data`
+        replaces the default registrations (self.config()) when given."""
         self.dir.mkdir()
         config = self.dir / "config.json"
-        config.write_text(json.dumps(self.config()))
+        config.write_text(json.dumps(config_data or self.config()))
         with open(self.dir / "stderr.log", "wb") as log:
             self.proc = subprocess.Popen(
                 [PYTHON, str(STANDINS), "--state-dir", str(self.dir),
@@ -217,6 +219,15 @@ class Standins:
         else:
             self._control("POST", "/token/fault", fault)
 
+    def device_action(self, action: str, user_code: str,
+                      mailbox: str = "") -> None:
+        """Plays the user of a device code sign-in: approve (as
+        `mailbox`), decline, expire or slow-down."""
+        body = {"user_code": user_code}
+        if mailbox:
+            body["mailbox"] = mailbox
+        self._control("POST", f"/device/{action}", body)
+
     def messages(self) -> list[dict]:
         """Accepted messages, oldest first, each with its exact bytes
         under "content"."""
@@ -242,10 +253,13 @@ class TokenHelper:
         self.config_path = self.dir / "config.json"
         self.socket = socket
         self.proc: Optional[subprocess.Popen] = None
+        self.umask: Optional[int] = None  # for `run`; None: inherited
 
-    def write_config(self, standins: Standins) -> None:
+    def write_config(self, standins: Standins,
+                     account: Optional[dict] = None) -> None:
         """A configuration for one client-credentials account at the
-        stand-in endpoint, trusting the stand-in CA."""
+        stand-in endpoint, trusting the stand-in CA; `account` (its
+        authority filled in) replaces that account when given."""
         secret = self.dir / "relay.secret"
         secret.write_text(CLIENT_SECRET)
         secret.chmod(0o600)
@@ -260,6 +274,8 @@ class TokenHelper:
                 "tenant": TENANT, "client_id": CLIENT_ID,
                 "grant": "client_credentials",
                 "client_secret_file": str(secret)}]}
+        if account is not None:
+            config["accounts"] = [dict({"authority": authority}, **account)]
         self.config_path.write_text(json.dumps(config, indent=2) + "\n")
 
     def command(self, *args: str, config: Optional[pathlib.Path] = None,
@@ -274,9 +290,15 @@ class TokenHelper:
     def start(self) -> None:
         """Starts `token-helper run` and waits for its socket."""
         log = open(self.dir / "helper.log", "ab")
+        umask = self.umask
+
+        def prepare():
+            _die_with_parent()
+            if umask is not None:
+                os.umask(umask)
         self.proc = subprocess.Popen(
             [str(helper_path()), "--config", str(self.config_path), "run"],
-            stdout=log, stderr=log, preexec_fn=_die_with_parent)
+            stdout=log, stderr=log, preexec_fn=prepare)
         log.close()
 
         def listening():
@@ -286,6 +308,14 @@ class TokenHelper:
             return self.socket.exists() and stat.S_ISSOCK(
                 self.socket.stat().st_mode)
         wait_until(listening, 15, f"token-helper socket {self.socket}")
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        """Starts `token-helper --config CONFIG ARGS` with stdout and
+        stderr piped (text); the caller waits for it or stops it."""
+        return subprocess.Popen(
+            [str(helper_path()), "--config", str(self.config_path), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_die_with_parent)
 
     def log(self) -> str:
         """What token-helper wrote to stderr so far."""
@@ -540,11 +570,13 @@ class PostfixInstance:
         self.master_pid = 0
 
 
-def make_message(subject: str, body: str = "") -> tuple[bytes, str]:
-    """A small RFC 5322 message with a unique Message-ID; returns its bytes
-    (LF line ends, as a local program hands them to sendmail) and the id."""
+def make_message(subject: str, body: str = "",
+                 mailbox: str = MAILBOX) -> tuple[bytes, str]:
+    """A small RFC 5322 message from `mailbox` with a unique Message-ID;
+    returns its bytes (LF line ends, as a local program hands them to
+    sendmail) and the id."""
     msgid = f"<e2e.{time.time_ns()}.{os.getpid()}@relay.e2e.test>"
-    text = (f"From: Relay <{MAILBOX}>\n"
+    text = (f"From: Relay <{mailbox}>\n"
             "To: Someone <someone@example.org>\n"
             f"Subject: {subject}\n"
             f"Message-ID: {msgid}\n"
@@ -575,10 +607,15 @@ class RelayEnvironment:
         return cls(root)
 
     def start(self, helper: bool = True,
-              sasl_passwd: Optional[str] = None) -> None:
-        """Starts the stand-ins, (optionally) the helper, then Postfix."""
-        self.standins.start()
-        self.helper.write_config(self.standins)
+              sasl_passwd: Optional[str] = None,
+              standin_config: Optional[dict] = None,
+              account: Optional[dict] = None) -> None:
+        """Starts the stand-ins, (optionally) the helper, then Postfix.
+        `standin_config` replaces the stand-ins' registrations and
+        `account` the helper's account (see Standins.start and
+        TokenHelper.write_config)."""
+        self.standins.start(standin_config)
+        self.helper.write_config(self.standins, account)
         self.postfix.configure(self.standins.ready["smtp_port"],
                                self.standins.ready["ca_file"], sasl_passwd)
         if helper:

@@ -2,7 +2,9 @@
 
 What it is for: tests switch fault modes and read what the stand-ins saw.
 
-    GET  /state            recordings: token_requests, smtp_sessions,
+    GET  /state            recordings: token_requests, assertions (each
+                           client assertion check: verified, reason,
+                           header, claims), device_codes, smtp_sessions,
                            smtp_auth_mode, token_fault (JSON)
     POST /smtp/auth-mode   {"mode": "accept"} | {"mode": "refuse"}
                            (535 5.7.3 for every token) |
@@ -17,6 +19,12 @@ What it is for: tests switch fault modes and read what the stand-ins saw.
                             "suberror": "token_expired"}, "count": N}
                            without "count" the fault stays until cleared
     DELETE /token/fault    clear the fault
+    POST /device/approve   {"user_code": "...", "mailbox": "..."}: the user
+                           signs in; the next poll gets tokens for mailbox
+    POST /device/decline   {"user_code": "..."}: authorization_declined
+    POST /device/expire    {"user_code": "..."}: expired_token
+    POST /device/slow-down {"user_code": "...", "count": N}: the next N
+                           polls answer slow_down
 
 Answers are JSON; a bad request gets 400 {"error": "..."}.
 
@@ -24,7 +32,8 @@ Main types: ControlHandler, run by a http.server.ThreadingHTTPServer the
 caller owns (make_control_server()).
 
 What it deliberately does not do: authentication (it listens on 127.0.0.1
-only and exists only in tests), or anything beyond the modes above.
+only and exists only in tests), or anything beyond the modes above. An
+unknown /device/ action or user code is a 400, not a 404.
 """
 
 import http.server
@@ -71,6 +80,12 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 state.set_smtp_auth_mode(body)
             elif self.path == "/token/fault":
                 state.set_token_fault(body)
+            elif self.path.startswith("/device/"):
+                action = self.path.removeprefix("/device/")
+                state.devices.act(action.replace("-", "_"),
+                                  str(body.get("user_code", "")),
+                                  str(body.get("mailbox", "")),
+                                  int(body.get("count", 1)))
             else:
                 self._reply(404, {"error": f"no such resource {self.path}"})
                 return

@@ -18,17 +18,22 @@ Configuration file (JSON, all keys optional):
      "apps": [{"tenant": "contoso.onmicrosoft.com",
                "client_id": "...", "client_secret": "..." | null,
                "cloud": "global" | "usgov" | "china",
-               "send_as": ["relay@example.com"]}],
+               "send_as": ["relay@example.com"],
+               "certificates": ["-----BEGIN CERTIFICATE-----..."]}],
      "refresh_tokens": [{"refresh_token": "...", "client_id": "...",
-                         "tenant": "...", "mailbox": "user@example.com"}]}
+                         "tenant": "...", "mailbox": "user@example.com"}],
+     "device_flow": {...}}             (see standin_device.py)
 
-An app with "client_secret": null is a public client. For client
+An app with "client_secret": null and no "certificates" is a public
+client; one with certificates (PEM) authenticates with signed client
+assertions (standin_assertion.py), whose jti values are remembered here
+and whose verification outcomes are recorded for tests. For client
 credentials a token may send as every mailbox in "send_as"; a refresh token
 is bound to one mailbox and every refresh token the endpoint hands out
 inherits that binding.
 
-What it deliberately does not do: persist anything between runs, expire
-refresh tokens, or model certificates (client assertions).
+What it deliberately does not do: persist anything between runs or
+expire refresh tokens.
 
 Follows /work/shared/reference/office365-smtp-oauth.md sections 2 and 3.
 """
@@ -42,6 +47,11 @@ import secrets
 import threading
 import time
 from typing import Any, Optional
+
+from cryptography import x509
+
+from standin_assertion import JtiRegistry, load_certificates
+from standin_device import DeviceFlows, DeviceSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +81,12 @@ class App:
     client_secret: Optional[str]
     cloud: str
     send_as: tuple[str, ...]
+    certificates: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def public(self) -> bool:
+        """A public client: neither a secret nor a certificate."""
+        return self.client_secret is None and not self.certificates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +122,8 @@ def _load_apps(config: dict) -> dict[str, App]:
             raise ValueError(f"unknown cloud {cloud!r} in stand-in config")
         apps[entry["client_id"]] = App(
             entry["tenant"], entry["client_id"], entry.get("client_secret"),
-            cloud, tuple(entry.get("send_as", [])))
+            cloud, tuple(entry.get("send_as", [])),
+            load_certificates(entry.get("certificates", [])))
     return apps
 
 
@@ -129,6 +146,9 @@ class StandinState:
         self.messages_dir.mkdir(parents=True, exist_ok=True)
         self._smtp_auth_mode: dict = {"mode": "accept"}
         self._token_fault: Optional[dict] = None
+        self.jtis = JtiRegistry()
+        self.devices = DeviceFlows(DeviceSettings.from_config(config))
+        self._assertions: list[dict] = []
 
     # --- token endpoint -------------------------------------------------
 
@@ -154,6 +174,11 @@ class StandinState:
         with self._lock:
             self._refresh[token] = grant
         return token
+
+    def record_assertion(self, outcome: dict) -> None:
+        """Keeps the outcome of one client assertion verification."""
+        with self._lock:
+            self._assertions.append(outcome)
 
     def record_token_request(self, record: dict) -> None:
         """Keeps one token endpoint request (secrets included: test only)."""
@@ -247,6 +272,8 @@ class StandinState:
         with self._lock:
             return json.loads(json.dumps({
                 "token_requests": self._token_requests,
+                "assertions": self._assertions,
+                "device_codes": self.devices.snapshot(),
                 "smtp_sessions": self._smtp_sessions,
                 "smtp_auth_mode": self._smtp_auth_mode,
                 "token_fault": self._token_fault}))

@@ -3,21 +3,26 @@
 What it is for: the token-helper fetches access tokens from
 POST {authority}/{tenant}/oauth2/v2.0/token. This HTTPS server answers
 exactly that request the way Microsoft does: client credentials with a
-secret, refresh token (confidential or public client), success and error
+secret or a certificate (signed client assertion, checked by
+standin_assertion.py), refresh token (confidential or public client), the
+device code flow (POST /{tenant}/oauth2/v2.0/devicecode, then polls with
+the device_code grant; codes kept by standin_device.py), success and error
 bodies shaped as in the reference, 400 for errors and 401 for
-invalid_client. Every request is recorded in StandinState.
+invalid_client. Every request is recorded in StandinState, with the
+outcome of each client assertion check.
 
 Main types: TokenRequestHandler (one per request, run by a thread of
 http.server.ThreadingHTTPServer) and AadError (an error answer in the
 making). make_token_server() builds the listening server; the caller owns
 the thread that runs serve_forever().
 
-What it deliberately does not do: certificate client assertions, the
-device code flow, id_tokens, throttling by itself (faults are injected
-through the control API instead).
+What it deliberately does not do: id_tokens, throttling by itself
+(faults are injected through the control API instead), assertions on the
+refresh token or device code grants of apps without certificates.
 
 Follows /work/shared/reference/office365-smtp-oauth.md section 3
-(grants, scopes per cloud, error body shape) and RFC 6749 section 5.
+(grants, scopes per cloud, error body shape), RFC 6749 section 5,
+RFC 7523 section 3 and RFC 8628.
 """
 
 import dataclasses
@@ -31,10 +36,15 @@ import urllib.parse
 import uuid
 from typing import Optional
 
-from standin_state import CLOUDS, App, StandinState, token_hash
+from standin_assertion import (JWT_BEARER, AssertionRejected,
+                               verify_client_assertion)
+from standin_state import CLOUDS, App, RefreshGrant, StandinState, token_hash
 
 _TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
+_DEVICE_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/devicecode$")
 _DELEGATED_TENANTS = ("organizations", "common", "consumers")
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_GRANTS = ("client_credentials", "refresh_token", DEVICE_GRANT)
 
 
 @dataclasses.dataclass
@@ -80,15 +90,49 @@ def _compact(body: dict) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _authenticate_client(app: App, form: dict) -> None:
-    """Checks the client secret against the app's registration."""
+def _check_assertion(state: StandinState, app: App, form: dict,
+                     record: dict) -> None:
+    """Verifies a client assertion against the app's certificates and
+    records the outcome (in `record` and in the state)."""
+    outcome = {"time": time.time(), "client_id": app.client_id,
+               "token_url": record.get("token_url", ""),
+               "client_secret_sent": "client_secret" in form}
+    try:
+        if form.get("client_assertion_type") != JWT_BEARER:
+            raise AssertionRejected(
+                7000216, "assertion_type",
+                "'client_assertion_type' must be "
+                f"'{JWT_BEARER}' when 'client_assertion' is sent.")
+        checked = verify_client_assertion(
+            form["client_assertion"], app.client_id, outcome["token_url"],
+            app.certificates, state.jtis, outcome["time"])
+        outcome.update(verified=True, reason="ok", **checked)
+    except AssertionRejected as err:
+        outcome.update(verified=False, reason=err.reason, code=err.code)
+        raise AadError("invalid_client", err.code, err.message,
+                       status=401) from err
+    finally:
+        record["assertion"] = outcome
+        state.record_assertion(outcome)
+
+
+def _authenticate_client(state: StandinState, app: App, form: dict,
+                         record: dict) -> None:
+    """Checks the client secret or assertion against the registration."""
     secret = form.get("client_secret")
-    if app.client_secret is None:
+    if app.public:
         if secret is not None or "client_assertion" in form:
             raise AadError("invalid_client", 700025,
                            "Client is public so neither 'client_assertion' "
                            "nor 'client_secret' should be presented.",
                            status=401)
+        return
+    if "client_assertion" in form:
+        if secret is not None:
+            raise AadError("invalid_request", 90014,
+                           "Only one of 'client_assertion' and "
+                           "'client_secret' may be presented.")
+        _check_assertion(state, app, form, record)
         return
     if secret is None:
         raise AadError("invalid_client", 7000218,
@@ -103,13 +147,14 @@ def _authenticate_client(app: App, form: dict) -> None:
                        f"to app '{app.client_id}'.", status=401)
 
 
-def _find_app(state: StandinState, tenant: str, form: dict) -> App:
-    """The registered app the request names, checked against the tenant."""
+def _find_app(state: StandinState, tenant: str, form: dict,
+              delegated: bool) -> App:
+    """The registered app the request names, checked against the tenant
+    (a delegated flow may also use organizations, common, consumers)."""
     client_id = form.get("client_id")
     if not client_id:
         raise _missing("client_id")
     app = state.apps.get(client_id)
-    delegated = form.get("grant_type") == "refresh_token"
     tenant_ok = app is not None and (
         tenant.lower() == app.tenant.lower()
         or (delegated and tenant.lower() in _DELEGATED_TENANTS))
@@ -186,25 +231,93 @@ def _refresh_token(state: StandinState, tenant: str, app: App,
             "refresh_token": state.issue_refresh_token(grant)}
 
 
-def answer_token_request(state: StandinState, tenant: str,
-                         form: dict) -> dict:
-    """The success body for a token request, or raises AadError."""
+# What a device code poll that is not yet a sign-in gets (RFC 8628 3.5).
+_DEVICE_ERRORS = {
+    "pending": ("authorization_pending", 70016,
+                "OAuth 2.0 device flow error. Authorization is pending. "
+                "Continue polling."),
+    "slow_down": ("slow_down", 70016,
+                  "OAuth 2.0 device flow error. Polling too fast; add 5 "
+                  "seconds to the interval."),
+    "declined": ("authorization_declined", 70000,
+                 "The user declined the sign-in request."),
+    "expired": ("expired_token", 70020,
+                "The provided value for the input parameter 'device_code' "
+                "is not valid. Device codes are expired after 15 "
+                "minutes."),
+    "bad_code": ("bad_verification_code", 70019,
+                 "The provided value for the input parameter 'device_code' "
+                 "is not valid."),
+    "redeemed": ("invalid_grant", 54005,
+                 "OAuth2 Authorization code was already redeemed, please "
+                 "retry with a new valid code or use an existing refresh "
+                 "token."),
+}
+
+
+def _device_code(state: StandinState, app: App, form: dict) -> dict:
+    """Grant device_code: pending until the user signs in, then tokens
+    for the mailbox that signed in (a refresh token with offline_access)."""
+    device_code = form.get("device_code")
+    if not device_code:
+        raise _missing("device_code")
+    outcome = state.devices.poll(device_code, app.client_id)
+    if outcome.status != "approved":
+        raise AadError(*_DEVICE_ERRORS[outcome.status])
+    code = outcome.code
+    token = state.issue_access_token((code.mailbox,), app.client_id,
+                                     DEVICE_GRANT)
+    body = {"token_type": "Bearer",
+            "scope": CLOUDS[app.cloud].delegated_scope,
+            "expires_in": state.token_lifetime,
+            "ext_expires_in": state.token_lifetime, "access_token": token}
+    if "offline_access" in code.scope.split():
+        body["refresh_token"] = state.issue_refresh_token(
+            RefreshGrant(app.client_id, app.tenant, code.mailbox))
+    return body
+
+
+def answer_devicecode_request(state: StandinState, tenant: str,
+                              form: dict) -> dict:
+    """The devicecode answer (user and device code), or raises AadError."""
+    app = _find_app(state, tenant, form, delegated=True)
+    scope = form.get("scope")
+    if not scope:
+        raise _missing("scope")
+    if CLOUDS[app.cloud].delegated_scope not in scope.split():
+        raise AadError("invalid_scope", 70011,
+                       "The provided request must include a 'scope' input "
+                       "parameter. The provided value for the input "
+                       f"parameter 'scope' is not valid. The scope {scope} "
+                       "is not valid.")
+    return state.devices.start(app.client_id, app.tenant, scope)
+
+
+def answer_token_request(state: StandinState, tenant: str, form: dict,
+                         record: Optional[dict] = None) -> dict:
+    """The success body for a token request, or raises AadError. `record`
+    (the request's recording) receives the assertion check outcome and
+    gives the token URL the client asked, the audience it must sign."""
+    record = {} if record is None else record
     grant_type = form.get("grant_type")
     if not grant_type:
         raise _missing("grant_type")
-    if grant_type not in ("client_credentials", "refresh_token"):
+    if grant_type not in _GRANTS:
         raise AadError("unsupported_grant_type", 70003,
                        f"The app requested an unsupported grant type "
                        f"'{grant_type}'.")
-    app = _find_app(state, tenant, form)
-    _authenticate_client(app, form)
+    app = _find_app(state, tenant, form,
+                    delegated=grant_type != "client_credentials")
+    _authenticate_client(state, app, form, record)
     if grant_type == "client_credentials":
         return _client_credentials(state, tenant, app, form)
+    if grant_type == DEVICE_GRANT:
+        return _device_code(state, app, form)
     return _refresh_token(state, tenant, app, form)
 
 
 class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
-    """Serves POST /{tenant}/oauth2/v2.0/token."""
+    """Serves POST /{tenant}/oauth2/v2.0/token and .../devicecode."""
 
     protocol_version = "HTTP/1.1"
     server_version = "standin-aad"
@@ -266,7 +379,8 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
 
         # An injected fault wins over everything, as an outage would.
         fault = self.server.state.take_token_fault()
-        match = _TOKEN_PATH.match(urllib.parse.urlsplit(self.path).path)
+        path = urllib.parse.urlsplit(self.path).path
+        match = _TOKEN_PATH.match(path) or _DEVICE_PATH.match(path)
         if fault is not None:
             record["status"] = self._send_fault(fault, correlation_id)
         elif match is None:
@@ -274,16 +388,25 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
             self._send(404, b"", "text/html")
         else:
             record["tenant"] = urllib.parse.unquote(match.group(1))
+            record["endpoint"] = path.rsplit("/", 1)[1]
+            # The URL the client asked for: what an assertion's aud must be.
+            record["token_url"] = f"https://{self.headers.get('Host')}{path}"
             record["status"] = self._answer(record, form, correlation_id)
         self.server.state.record_token_request(record)
 
     def _answer(self, record: dict, form: dict, correlation_id: str) -> int:
-        """Runs the grant and writes the JSON answer; returns the status."""
+        """Runs the grant (or devicecode request) and writes the JSON
+        answer; returns the status."""
+        state = self.server.state
         try:
-            body = answer_token_request(self.server.state, record["tenant"],
-                                        form)
+            if record["endpoint"] == "devicecode":
+                body = answer_devicecode_request(state, record["tenant"],
+                                                 form)
+            else:
+                body = answer_token_request(state, record["tenant"], form,
+                                            record)
+                record["issued"] = token_hash(body["access_token"])
             status = 200
-            record["issued"] = token_hash(body["access_token"])
         except AadError as err:
             body = error_body(err, correlation_id)
             status = err.status
