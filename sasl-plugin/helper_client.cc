@@ -89,7 +89,8 @@ Failure ConnectFailure(const HelperEndpoint& endpoint, int err) {
       return Warn(SASL_UNAVAIL,
                   "token socket " + where +
                       " does not exist: start token-helper (token-helper "
-                      "run), or set XOAUTH2_RELAY_SOCKET to the \"socket\" "
+                      "run) or restart it if it runs, or set "
+                      "XOAUTH2_RELAY_SOCKET to the \"socket\" "
                       "path of its configuration");
     case ECONNREFUSED:
       return Warn(SASL_UNAVAIL, "nothing listens on token socket " + where +

@@ -20,4 +20,4 @@ target_compile_definitions(helper_test PRIVATE
   XOAUTH2_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/postfix-examples/config.json"
   XOAUTH2_HELPER_BINARY="$<TARGET_FILE:token-helper>")
 add_dependencies(helper_test token-helper)
-gtest_discover_tests(helper_test PROPERTIES LABELS unit)
+gtest_discover_tests(helper_test NO_PRETTY_VALUES PROPERTIES LABELS unit)

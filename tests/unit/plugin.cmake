@@ -15,7 +15,7 @@ add_executable(plugin_test
   ${CMAKE_CURRENT_LIST_DIR}/plugin_fake_helper.cc)
 target_link_libraries(plugin_test PRIVATE
   xoauth2_plugin_core GTest::gtest_main Threads::Threads)
-gtest_discover_tests(plugin_test TEST_PREFIX "plugin." PROPERTIES LABELS unit)
+gtest_discover_tests(plugin_test NO_PRETTY_VALUES TEST_PREFIX "plugin." PROPERTIES LABELS unit)
 
 add_executable(plugin_sasl_test
   ${CMAKE_CURRENT_LIST_DIR}/plugin_sasl_test.cc
@@ -27,7 +27,7 @@ target_link_libraries(plugin_sasl_test PRIVATE
 target_compile_definitions(plugin_sasl_test PRIVATE
   XOAUTH2_PLUGIN_DIR="$<TARGET_FILE_DIR:xoauth2>")
 add_dependencies(plugin_sasl_test xoauth2)
-gtest_discover_tests(plugin_sasl_test TEST_PREFIX "plugin_sasl."
+gtest_discover_tests(plugin_sasl_test NO_PRETTY_VALUES TEST_PREFIX "plugin_sasl."
                      PROPERTIES LABELS unit)
 
 add_test(NAME plugin_exports
