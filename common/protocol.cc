@@ -34,6 +34,12 @@ bool AllVisible(std::string_view s) {
   return std::all_of(s.begin(), s.end(), IsVisible);
 }
 
+// Printable ASCII including the space: what a status line may carry.
+bool AllPrintable(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
 // Strips one trailing LF, if present.
 std::string_view WithoutLf(std::string_view line) {
   if (!line.empty() && line.back() == '\n')
@@ -94,6 +100,16 @@ std::expected<Response, ProtocolError> ParseOk(std::string_view rest) {
   return response;
 }
 
+// Parses the JSON after "ok-status "; only its bytes are checked here.
+std::expected<Response, ProtocolError> ParseStatus(std::string_view rest) {
+  if (rest.empty() || rest.size() > kMaxStatusBytes || !AllPrintable(rest))
+    return std::unexpected(Bad("malformed ok-status line"));
+  Response response;
+  response.ok = true;
+  response.status = std::string(rest);
+  return response;
+}
+
 // Parses the fields after "err".
 std::expected<Response, ProtocolError> ParseErr(std::string_view rest) {
   std::vector<std::string_view> fields = SplitFields(rest, 2);
@@ -149,6 +165,8 @@ std::expected<Request, ProtocolError> ParseRequest(std::string_view line) {
                       "this helper speaks protocol v1 only; upgrade the "
                       "helper or use a matching plugin"});
   }
+  if (fields.size() == 2 && fields[1] == "status")
+    return Request{Verb::kStatus, {}, {}};
   if (fields.size() < 3)
     return std::unexpected(Bad("missing fields"));
 
@@ -173,6 +191,8 @@ std::expected<Request, ProtocolError> ParseRequest(std::string_view line) {
 
 std::string FormatRequest(const Request& request) {
   std::string line(kVersion);
+  if (request.verb == Verb::kStatus)
+    return line + " status\n";
   line += request.verb == Verb::kToken ? " token " : " reject ";
   line += request.mailbox;
   if (request.verb == Verb::kReject) {
@@ -189,6 +209,8 @@ std::expected<Response, ProtocolError> ParseResponse(std::string_view line) {
   }
   line = WithoutLf(line);
 
+  if (line.starts_with("ok-status "))
+    return ParseStatus(line.substr(10));
   if (line == "ok")
     return ParseOk({});
   if (line.starts_with("ok "))
@@ -199,6 +221,13 @@ std::expected<Response, ProtocolError> ParseResponse(std::string_view line) {
 }
 
 std::string FormatResponse(const Response& response) {
+  if (response.ok && !response.status.empty()) {
+    if (response.status.size() <= kMaxStatusBytes &&
+        AllPrintable(response.status)) {
+      return "ok-status " + response.status + "\n";
+    }
+    return "err internal the status does not fit in one response line\n";
+  }
   if (response.ok) {
     if (response.token.empty())
       return "ok\n";

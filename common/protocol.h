@@ -28,13 +28,17 @@ inline constexpr std::size_t kMaxMailboxBytes = 254;
 inline constexpr std::size_t kMaxTokenBytes = 12288;
 inline constexpr std::string_view kVersion = "v1";
 
-enum class Verb { kToken, kReject };
+// The `ok-status ` prefix and the LF leave this much room for the JSON.
+inline constexpr std::size_t kMaxStatusBytes = kMaxResponseBytes - 11;
 
-// One request: `token MAILBOX` or `reject MAILBOX ACCESS_TOKEN`.
+enum class Verb { kToken, kReject, kStatus };
+
+// One request: `token MAILBOX`, `reject MAILBOX ACCESS_TOKEN` or
+// `status` (no mailbox: the state of every account).
 struct Request {
   Verb verb = Verb::kToken;
-  std::string mailbox;
-  std::string token;  // only for kReject
+  std::string mailbox;  // empty for kStatus
+  std::string token;    // only for kReject
 };
 
 // Stable error codes; their wire names are in docs/protocol.md.
@@ -47,13 +51,16 @@ enum class ErrorCode {
   kInternal,
 };
 
-// One response: success (with or without a token) or an error.
+// One response: success (with a token, a status or nothing) or an error.
 struct Response {
   bool ok = false;
   std::string token;         // empty for a bare `ok`
   std::int64_t expires = 0;  // Unix seconds; meaningful when token is set
   ErrorCode code = ErrorCode::kInternal;  // when !ok
   std::string text;                       // when !ok
+  // `ok-status` only: one line of compact JSON, printable ASCII, at most
+  // kMaxStatusBytes; it never holds a token or secret (docs/protocol.md).
+  std::string status;
 };
 
 // Why a line could not be parsed; `code` is what a server answers with.
@@ -83,7 +90,8 @@ std::expected<Response, ProtocolError> ParseResponse(std::string_view line);
 
 // The wire form of `response`, ending in LF and never longer than
 // kMaxResponseBytes: error text is cut to fit and any byte outside
-// printable ASCII in it becomes '?'.
+// printable ASCII in it becomes '?'. A status that does not fit or is not
+// printable ASCII becomes `err internal` (the caller must make it fit).
 std::string FormatResponse(const Response& response);
 
 }  // namespace xoauth2::protocol

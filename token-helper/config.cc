@@ -82,6 +82,7 @@ constexpr std::string_view kTopKeys[] = {
     "connect_timeout_seconds",
     "request_timeout_seconds",
     "refresh_margin_seconds",
+    "refresh_token_warn_days",
     "log_level",
     "accounts",
 };
@@ -89,6 +90,7 @@ constexpr std::string_view kTopKeys[] = {
 constexpr std::string_view kAccountKeys[] = {
     "name",
     "mailbox",
+    "provider",
     "cloud",
     "authority",
     "tenant",
@@ -101,6 +103,7 @@ constexpr std::string_view kAccountKeys[] = {
     "assertion_alg",
     "refresh_token_file",
     "scope",
+    "refresh_margin_seconds",
 };
 
 // Where in the file a value sits ("accounts[0]") and which file it is.
@@ -215,17 +218,19 @@ Status ReadPath(const Where& where, const json& object, std::string_view key,
   return {};
 }
 
-// Reads an optional whole number of seconds within [low, high].
+// Reads an optional whole number of `unit` within [low, high].
 Status ReadSeconds(const Where& where, const json& object, std::string_view key,
-                   long low, long high, long& out) {
+                   long low, long high, long& out,
+                   std::string_view unit = "seconds") {
   auto it = object.find(key);
   if (it == object.end())
     return {};
   std::string range =
       "between " + std::to_string(low) + " and " + std::to_string(high);
   if (!it->is_number_integer()) {
-    return where.Fail(key, "must be a whole number of seconds " + range +
-                               ", not " + std::string(it->type_name()));
+    return where.Fail(key, "must be a whole number of " + std::string(unit) +
+                               " " + range + ", not " +
+                               std::string(it->type_name()));
   }
   long long value = it->get<long long>();
   if (value < low || value > high) {
@@ -364,7 +369,49 @@ Status ReadTenant(const Where& where, const json& object, Account& out) {
   return {};
 }
 
-// Reads name, mailbox, cloud, authority, tenant and client_id.
+// Reads the optional provider (microsoft, the default, or google).
+Status ReadProvider(const Where& where, const json& object, Provider& out) {
+  std::string name;
+  RETURN_IF_ERROR(ReadString(where, object, "provider", name, false));
+  if (name.empty() || name == "microsoft") {
+    out = Provider::kMicrosoft;
+  } else if (name == "google") {
+    out = Provider::kGoogle;
+  } else {
+    return where.Fail("provider", "is \"" + name +
+                                      "\"; use microsoft (the default) or "
+                                      "google");
+  }
+  return {};
+}
+
+// Reads where a Google account gets tokens: no cloud, no tenant.
+Status ReadGoogleEndpoint(const Where& where, const json& object,
+                          Account& out) {
+  for (std::string_view key : {"cloud", "tenant"}) {
+    if (object.contains(key)) {
+      return where.Fail(key,
+                        "is set but provider is google, which has no "
+                        "clouds or tenants; remove it");
+    }
+  }
+  RETURN_IF_ERROR(ReadAuthority(where, object, out));
+  if (!object.contains("authority"))
+    out.authority = std::string(kGoogleAuthority);
+  return {};
+}
+
+// Reads cloud, authority and tenant for the account's provider.
+Status ReadEndpoint(const Where& where, const json& object, Account& out) {
+  RETURN_IF_ERROR(ReadProvider(where, object, out.provider));
+  if (out.provider == Provider::kGoogle)
+    return ReadGoogleEndpoint(where, object, out);
+  RETURN_IF_ERROR(ReadCloud(where, object, out.cloud));
+  RETURN_IF_ERROR(ReadAuthority(where, object, out));
+  return ReadTenant(where, object, out);
+}
+
+// Reads name, mailbox, provider, cloud, authority, tenant and client_id.
 Status ReadIdentity(const Where& where, const json& object, Account& out) {
   RETURN_IF_ERROR(ReadString(where, object, "mailbox", out.mailbox, true));
   if (!protocol::IsValidMailbox(out.mailbox)) {
@@ -375,9 +422,7 @@ Status ReadIdentity(const Where& where, const json& object, Account& out) {
   RETURN_IF_ERROR(ReadString(where, object, "name", out.name, false));
   if (out.name.empty())
     out.name = out.mailbox;
-  RETURN_IF_ERROR(ReadCloud(where, object, out.cloud));
-  RETURN_IF_ERROR(ReadAuthority(where, object, out));
-  RETURN_IF_ERROR(ReadTenant(where, object, out));
+  RETURN_IF_ERROR(ReadEndpoint(where, object, out));
   RETURN_IF_ERROR(ReadString(where, object, "client_id", out.client_id, true));
   if (!protocol::IsValidToken(out.client_id)) {
     return where.Fail("client_id", "must be printable text without spaces");
@@ -528,9 +573,28 @@ Status ReadClientCredentialsNeeds(const Where& where, const json& object,
   return {};
 }
 
+// Checks what Google needs: the refresh_token grant and a client secret.
+Status CheckGoogleNeeds(const Where& where, const Account& out) {
+  if (out.grant == Grant::kClientCredentials) {
+    return where.Fail("grant",
+                      "is client_credentials but provider is google, which "
+                      "offers no client_credentials grant for Gmail SMTP; "
+                      "use grant refresh_token with a refresh_token_file");
+  }
+  if (out.credential() != Credential::kSecret) {
+    return where.Fail("client_secret_file",
+                      "is missing; a google account needs the OAuth "
+                      "client's secret (client_secret_file or "
+                      "client_secret; certificates are not supported)");
+  }
+  return {};
+}
+
 // Checks what each grant needs and refuses what it cannot use.
 Status ReadGrantNeeds(const Where& where, const json& object, ConfigUse use,
                       Account& out) {
+  if (out.provider == Provider::kGoogle)
+    RETURN_IF_ERROR(CheckGoogleNeeds(where, out));
   if (out.grant == Grant::kClientCredentials)
     return ReadClientCredentialsNeeds(where, object, out);
 
@@ -565,9 +629,13 @@ Status ReadAccount(const std::string& path, const json& object,
   RETURN_IF_ERROR(ReadClientSecret(where, object, out));
   RETURN_IF_ERROR(ReadGrantNeeds(where, object, use, out));
   RETURN_IF_ERROR(ReadString(where, object, "scope", out.scope, false));
+  if (out.scope.empty() && out.provider == Provider::kGoogle)
+    out.scope = std::string(kGoogleMailScope);
   if (out.scope.empty())
     out.scope = DefaultScope(out.cloud, out.grant);
-  return {};
+  return ReadSeconds(where, object, "refresh_margin_seconds",
+                     kMinRefreshMarginSeconds, 3000,
+                     out.refresh_margin_seconds);
 }
 
 // Reads "accounts": a non-empty array with one entry per mailbox.
@@ -648,8 +716,11 @@ Status ReadSettings(const Where& where, const json& root, Config& out) {
                               out.connect_timeout_seconds));
   RETURN_IF_ERROR(ReadSeconds(where, root, "request_timeout_seconds", 1, 600,
                               out.request_timeout_seconds));
-  RETURN_IF_ERROR(ReadSeconds(where, root, "refresh_margin_seconds", 0, 3000,
+  RETURN_IF_ERROR(ReadSeconds(where, root, "refresh_margin_seconds",
+                              kMinRefreshMarginSeconds, 3000,
                               out.refresh_margin_seconds));
+  RETURN_IF_ERROR(ReadSeconds(where, root, "refresh_token_warn_days", 1, 80,
+                              out.refresh_token_warn_days, "days"));
   return ReadLogLevel(where, root, out.log_level);
 }
 
@@ -689,7 +760,13 @@ std::string_view CredentialName(Credential credential) {
   return "public";
 }
 
+std::string_view ProviderName(Provider provider) {
+  return provider == Provider::kGoogle ? "google" : "microsoft";
+}
+
 std::string Account::TokenUrl() const {
+  if (provider == Provider::kGoogle)
+    return authority + "/token";
   return authority + "/" + tenant + "/oauth2/v2.0/token";
 }
 
@@ -790,6 +867,10 @@ std::expected<Config, std::string> ParseConfig(std::string_view text,
     RETURN_IF_ERROR(CheckKeys(where, root, kTopKeys));
     RETURN_IF_ERROR(ReadSettings(where, root, config));
     RETURN_IF_ERROR(ReadAccounts(abs_path, root, use, config.accounts));
+    for (Account& account : config.accounts) {
+      if (account.refresh_margin_seconds == 0)
+        account.refresh_margin_seconds = config.refresh_margin_seconds;
+    }
     return config;
   } catch (const std::exception& error) {
     return std::unexpected(abs_path + ": cannot read: " + error.what());

@@ -22,6 +22,9 @@
 //
 // Scopes and authorities per cloud follow Microsoft identity platform v2.0
 // (see the reference table "Authorities and SMTP scopes per cloud").
+// "provider": "google" accounts use Google's token endpoint and the Gmail
+// scope, with the refresh_token grant and a client secret only (Google
+// offers no client_credentials grant for Gmail SMTP).
 
 #ifndef XOAUTH2_TOKEN_HELPER_CONFIG_H
 #define XOAUTH2_TOKEN_HELPER_CONFIG_H
@@ -44,6 +47,7 @@ namespace xoauth2::helper {
 inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
 
 enum class Cloud { kGlobal, kUsGov, kChina };
+enum class Provider { kMicrosoft, kGoogle };
 enum class Grant { kClientCredentials, kRefreshToken };
 
 // How the client proves who it is at the token endpoint.
@@ -59,13 +63,27 @@ std::string_view GrantName(Grant grant);
 // "public", "secret" or "certificate".
 std::string_view CredentialName(Credential credential);
 
+// "microsoft" or "google".
+std::string_view ProviderName(Provider provider);
+
+// Google's OAuth 2.0 token endpoint host and its Gmail scope (reference
+// section 4); {authority}/token is the token URL.
+inline constexpr std::string_view kGoogleAuthority =
+    "https://oauth2.googleapis.com";
+inline constexpr std::string_view kGoogleMailScope = "https://mail.google.com/";
+
+// Refresh margins below this are raised to it (High Volume Email refuses
+// tokens with less than about 10 minutes left).
+inline constexpr long kMinRefreshMarginSeconds = 600;
+
 // One mailbox and how to get access tokens for it.
 struct Account {
   std::string name;     // for logs; defaults to the mailbox
   std::string mailbox;  // protocol::IsValidMailbox
-  Cloud cloud = Cloud::kGlobal;
-  std::string authority;  // https://..., no trailing slash
-  std::string tenant;     // GUID, domain, or organizations/common/consumers
+  Provider provider = Provider::kMicrosoft;
+  Cloud cloud = Cloud::kGlobal;  // Microsoft only
+  std::string authority;         // https://..., no trailing slash
+  std::string tenant;  // GUID, domain, organizations/...; empty for Google
   std::string client_id;
   Grant grant = Grant::kClientCredentials;
   Secret client_secret;          // empty for a public client or a certificate
@@ -75,8 +93,12 @@ struct Account {
   AssertionAlg assertion_alg = AssertionAlg::kPs256;
   std::string refresh_token_file;  // absolute; refresh_token grant only
   std::string scope;               // the cloud's default unless overridden
+  // Refresh this long before expiry; the global value unless the account
+  // sets its own; 0 (only in tests) means the cache's default.
+  long refresh_margin_seconds = 0;
 
-  // {authority}/{tenant}/oauth2/v2.0/token
+  // Microsoft: {authority}/{tenant}/oauth2/v2.0/token; Google:
+  // {authority}/token.
   std::string TokenUrl() const;
 
   // {authority}/{tenant}/oauth2/v2.0/devicecode
@@ -96,6 +118,7 @@ struct Config {
   long connect_timeout_seconds = 10;
   long request_timeout_seconds = 30;
   long refresh_margin_seconds = 600;
+  long refresh_token_warn_days = 14;  // warn when not rotated for this long
   LogLevel log_level = LogLevel::kInfo;
   std::vector<Account> accounts;
 

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "log.h"
@@ -106,6 +107,12 @@ protocol::Response HandleRequest(TokenCache& cache,
                                  const protocol::Request& request) {
   if (request.verb == protocol::Verb::kReject) {
     return cache.Reject(request.mailbox, request.token);
+  }
+  if (request.verb == protocol::Verb::kStatus) {
+    protocol::Response response;
+    response.ok = true;
+    response.status = StatusJson(cache.Status(), std::time(nullptr));
+    return response;
   }
   return cache.Get(request.mailbox);
 }

@@ -23,7 +23,8 @@ namespace xoauth2::helper {
 // The access policy from allowed_users/allowed_groups (root always allowed).
 AccessPolicy PolicyFromConfig(const Config& config);
 
-// Answers one request from `cache`.
+// Answers one request from `cache`: a token, a rejection, or the status
+// of every account as one line of JSON (account_status.h).
 protocol::Response HandleRequest(TokenCache& cache,
                                  const protocol::Request& request);
 

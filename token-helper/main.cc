@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
-// token-helper's command line (CLI11): `run`, `check`, `token MAILBOX` and
-// `authorize ACCOUNT`, with --config PATH (default XOAUTH2_DEFAULT_CONFIG),
+// token-helper's command line (CLI11): `run`, `check`, `token MAILBOX`,
+// `status [--json]` and `authorize ACCOUNT`, with --config PATH (default
+// XOAUTH2_DEFAULT_CONFIG),
 // --help, --version. Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad
 // configuration. Everything but argument parsing and printing lives in
 // token_helper_lib. `token` never prints the access token, only its expiry
 // and short hash; `check` names each account's credential kind (secret,
 // certificate or public) but never a secret; `authorize` (the device code
 // sign-in, grant_device_code.h) prints the sign-in instructions and where
-// the refresh token was stored, never a token.
+// the refresh token was stored, never a token. `status` asks the running
+// daemon for every account's state and prints a table (or the JSON line).
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "account_status.h"
 #include "config.h"
 #include "daemon.h"
 #include "grant_device_code.h"
@@ -78,6 +81,14 @@ int Authorize(const std::string& path, const std::string& name) {
               << "`token-helper check` lists the accounts\n";
     return kExitUsage;
   }
+  if (account->provider == Provider::kGoogle) {
+    std::cerr << config->path << ": account " << account->name
+              << " is a google account; Google's device sign-in does not "
+              << "grant the Gmail scope, so get its refresh token with a "
+              << "desktop OAuth client and store it in "
+              << account->refresh_token_file << " (mode 0600)\n";
+    return kExitUsage;
+  }
 
   HttpSettings settings = HttpSettings::FromConfig(*config);
   std::atomic<bool> never_cancelled{false};
@@ -133,6 +144,39 @@ int Token(const std::string& path, const std::string& mailbox) {
   return 0;
 }
 
+// `status`: ask the running helper for every account's state.
+int Status(const std::string& path, bool as_json) {
+  auto config = LoadConfig(path);
+  if (!config) {
+    std::cerr << config.error() << "\n";
+    return kExitConfig;
+  }
+  xoauth2::protocol::Request request{xoauth2::protocol::Verb::kStatus, {}, {}};
+  auto response = AskHelper(config->socket, request, std::chrono::seconds(6));
+  if (!response) {
+    std::cerr << "token-helper: " << response.error()
+              << "; is `token-helper run` running?\n";
+    return kExitRuntime;
+  }
+  if (!response->ok || response->status.empty()) {
+    std::cerr << "token-helper: the helper answered: err "
+              << xoauth2::protocol::ErrorCodeName(response->code) << " "
+              << response->text << "\n";
+    return kExitRuntime;
+  }
+  if (as_json) {
+    std::cout << response->status << "\n";
+    return 0;
+  }
+  auto report = ParseStatusJson(response->status);
+  if (!report) {
+    std::cerr << "token-helper: " << report.error() << "\n";
+    return kExitRuntime;
+  }
+  std::cout << FormatStatusTable(*report);
+  return 0;
+}
+
 // `run`: load the configuration and serve until a signal.
 int Run(const std::string& path, bool syslog, bool verbose) {
   if (syslog)
@@ -154,6 +198,7 @@ struct Invocation {
   bool verbose = false;
   std::string mailbox;  // `token`
   std::string account;  // `authorize`
+  bool json = false;    // `status --json`
 };
 
 // Declares the options and subcommands of `app`, filling `args`.
@@ -169,6 +214,10 @@ void DefineCommands(CLI::App& app, Invocation& args) {
                      "expiry and hash, never the token")
       ->add_option("MAILBOX", args.mailbox, "the mailbox")
       ->required();
+  app.add_subcommand("status",
+                     "ask the running helper for every account's state: "
+                     "token expiry, next refresh, last error; never a token")
+      ->add_flag("--json", args.json, "print the helper's JSON line");
   app.add_subcommand("authorize",
                      "first sign-in (device code) of a refresh_token "
                      "account; stores its refresh token in "
@@ -201,5 +250,7 @@ int main(int argc, char** argv) {
     return Check(args.config_path);
   if (app.got_subcommand("authorize"))
     return Authorize(args.config_path, args.account);
+  if (app.got_subcommand("status"))
+    return Status(args.config_path, args.json);
   return Token(args.config_path, args.mailbox);
 }

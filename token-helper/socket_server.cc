@@ -26,6 +26,19 @@
 namespace xoauth2::helper {
 namespace {
 
+// The wire name of a request verb, for the debug log.
+std::string_view VerbName(protocol::Verb verb) {
+  switch (verb) {
+    case protocol::Verb::kReject:
+      return "reject";
+    case protocol::Verb::kStatus:
+      return "status";
+    case protocol::Verb::kToken:
+      break;
+  }
+  return "token";
+}
+
 using Clock = std::chrono::steady_clock;
 
 std::string ErrnoText() {
@@ -373,7 +386,7 @@ std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
   if (options_.on_served && response.ok && !response.token.empty())
     options_.on_served(peer, *request, response);
   Log(LogLevel::kDebug, "request_served",
-      {{"verb", request->verb == protocol::Verb::kToken ? "token" : "reject"},
+      {{"verb", VerbName(request->verb)},
        {"mailbox", request->mailbox},
        {"uid", peer.uid},
        {"pid", peer.pid},

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
 // TokenCache: per-account state guarded by one mutex, one worker thread
-// per account doing all fetches, requesters waiting with a bound. See
-// token_cache.h for the contract.
+// per account doing all fetches and file checks, requesters waiting with
+// a bound. See token_cache.h for the contract and refresh_policy.h for
+// the numbers.
 
 #include "token_cache.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <ctime>
+#include <cctype>
 
 #include "log.h"
 
@@ -18,7 +19,6 @@ namespace xoauth2::helper {
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using std::chrono::steady_clock;
 
 struct TokenCache::State {
   explicit State(Account a) : account(std::move(a)) {}
@@ -28,28 +28,35 @@ struct TokenCache::State {
   SteadyTime expires{};           // when `token` expires
   std::int64_t expires_unix = 0;  // the same, as Unix seconds
   seconds lifetime{0};
-  SteadyTime next_fetch{};   // scheduled refresh
-  SteadyTime not_before{};   // no fetch before this (backoff, 429)
-  SteadyTime last_forced{};  // last reject-forced refresh
+  seconds margin{0};           // the effective margin for `token`
+  bool margin_logged = false;  // refresh_margin_shortened logged once
+  SteadyTime next_fetch{};     // scheduled refresh
+  SteadyTime not_before{};     // no fetch before this (backoff, 429)
+  SteadyTime last_forced{};    // last reject-forced refresh
   bool forced_once = false;
   bool demand = false;  // a requester waits for a token
   bool fetching = false;
   std::uint64_t generation = 0;  // fetches finished so far
   int failures = 0;              // consecutive failed fetches
   std::string last_error;        // message of the last failure
+
+  // What `status` shows beyond the above.
+  AccountHealth health = AccountHealth::kStarting;
+  std::string error_class;
+  std::string aadsts;
+  std::string trace_id;
+  std::int64_t last_success_unix = 0;
+
+  // The refresh token file, as last seen by the worker.
+  SteadyTime next_file_check{};
+  std::int64_t file_mtime = 0;  // 0: not seen (or no file)
+  bool aging_warned = false;
+  SteadyTime last_aging_warning{};
+
   std::thread worker;
 };
 
 namespace {
-
-// Refresh tokens expire after 90 days unused (AADSTS700082); warn at 80.
-constexpr long kRefreshTokenWarnDays = 80;
-
-std::int64_t UnixNow() {
-  return std::chrono::duration_cast<seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 protocol::Response Unavailable(std::string text) {
   protocol::Response response;
@@ -67,44 +74,49 @@ protocol::Response NoAccount() {
   return response;
 }
 
-bool NeedsSomeone(FailureClass failure_class) {
-  return failure_class == FailureClass::kNeedsPerson ||
-         failure_class == FailureClass::kNeedsAdmin ||
-         failure_class == FailureClass::kConfiguration;
+// The modification time of `path` in Unix seconds, 0 if it cannot be seen.
+std::int64_t FileMtime(const std::string& path) {
+  struct stat info {};
+  if (path.empty() || stat(path.c_str(), &info) != 0)
+    return 0;
+  return static_cast<std::int64_t>(info.st_mtime);
 }
 
-// Warns when a refresh token file has not been rewritten for 80 days.
-void WarnIfRefreshTokenOld(const Account& account) {
-  struct stat info {};
-  if (account.grant != Grant::kRefreshToken ||
-      stat(account.refresh_token_file.c_str(), &info) != 0) {
-    return;
-  }
-  long age_days =
-      static_cast<long>((std::time(nullptr) - info.st_mtime) / 86400);
-  if (age_days < kRefreshTokenWarnDays)
-    return;
-  Log(LogLevel::kWarn, "refresh_token_old",
-      {{"account", account.name},
-       {"mailbox", account.mailbox},
-       {"file", account.refresh_token_file},
-       {"age_days", age_days},
-       {"fix",
-        "refresh tokens expire after 90 days unused (AADSTS700082); "
-        "keep the helper running so it refreshes, or sign in again"}});
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
+
+const SystemCacheClock kSystemClock;
 
 }  // namespace
+
+std::chrono::steady_clock::time_point SystemCacheClock::Now() const {
+  return std::chrono::steady_clock::now();
+}
+
+std::int64_t SystemCacheClock::UnixNow() const {
+  return duration_cast<seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 CacheOptions CacheOptions::FromConfig(const Config& config) {
   CacheOptions options;
   options.refresh_margin = seconds(config.refresh_margin_seconds);
+  options.refresh_token_warn_age =
+      seconds(config.refresh_token_warn_days * 86400);
   return options;
 }
 
 TokenCache::TokenCache(std::vector<Account> accounts, TokenFetcher& fetcher,
                        CacheOptions options)
-    : fetcher_(fetcher), options_(options) {
+    : fetcher_(fetcher),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &kSystemClock),
+      random_(std::random_device{}()) {
   for (Account& account : accounts) {
     states_.push_back(std::make_unique<State>(std::move(account)));
   }
@@ -115,9 +127,10 @@ TokenCache::~TokenCache() {
 }
 
 void TokenCache::Start() {
+  SteadyTime now = clock_->Now();
   for (auto& state : states_) {
-    WarnIfRefreshTokenOld(state->account);
-    state->next_fetch = steady_clock::now();
+    state->next_fetch = now;
+    state->next_file_check = now;
     state->worker = std::thread(&TokenCache::Work, this, std::ref(*state));
   }
 }
@@ -141,21 +154,28 @@ std::size_t TokenCache::WaitingRequests() const {
   return waiting_;
 }
 
+void TokenCache::ClockChanged() {
+  std::lock_guard lock(mutex_);
+  wake_.notify_all();
+  done_.notify_all();
+}
+
 TokenCache::State* TokenCache::Find(std::string_view mailbox) {
-  std::string wanted(mailbox);
-  for (char& c : wanted)
-    c = static_cast<char>(std::tolower(c));
+  std::string wanted = Lower(mailbox);
   for (auto& state : states_) {
-    std::string have = state->account.mailbox;
-    for (char& c : have)
-      c = static_cast<char>(std::tolower(c));
-    if (have == wanted)
+    if (Lower(state->account.mailbox) == wanted)
       return state.get();
   }
   return nullptr;
 }
 
-// A token is handed out only with enough life left for an SMTP session.
+// Fresh: at least the refresh margin left, what every answer should have.
+bool TokenCache::Fresh(const State& state, SteadyTime now) const {
+  return !state.token.empty() && state.expires - now >= state.margin;
+}
+
+// Still valid: enough life left for an SMTP session; served only while a
+// fresh token cannot be had.
 bool TokenCache::Usable(const State& state, SteadyTime now) const {
   if (state.token.empty())
     return false;
@@ -177,31 +197,40 @@ protocol::Response TokenCache::Get(std::string_view mailbox) {
     return NoAccount();
 
   std::unique_lock lock(mutex_);
-  SteadyTime now = steady_clock::now();
-  if (Usable(*state, now))
+  SteadyTime now = clock_->Now();
+  if (Fresh(*state, now))
+    return Answer(*state);
+
+  // A refresh in flight or failing: the still-valid token, if any.
+  bool backing_off = !state->fetching && now < state->not_before;
+  if (Usable(*state, now) && (state->fetching || backing_off))
     return Answer(*state);
 
   // In a backoff or Retry-After window no fetch will happen: say so now.
-  if (!state->fetching && now < state->not_before) {
-    long wait = duration_cast<seconds>(state->not_before - now).count() + 1;
+  if (backing_off) {
+    auto left = state->not_before - now + milliseconds(999);
+    long wait = static_cast<long>(duration_cast<seconds>(left).count());
     return Unavailable(state->last_error + " (next attempt in " +
                        std::to_string(wait) + " s)");
   }
+  return WaitForFetch(*state, lock);
+}
 
-  // Ask the account's worker for a token and wait, bounded, for any fetch
-  // to finish.
-  state->demand = true;
+// Asks the account's worker for a token and waits, bounded, for a fetch.
+protocol::Response TokenCache::WaitForFetch(
+    State& state, std::unique_lock<std::mutex>& lock) {
+  state.demand = true;
   wake_.notify_all();
-  std::uint64_t generation = state->generation;
+  std::uint64_t generation = state.generation;
   ++waiting_;
   bool finished = done_.wait_for(lock, options_.wait_bound, [&] {
-    return stopping_ || state->generation != generation ||
-           Usable(*state, steady_clock::now());
+    return stopping_ || state.generation != generation ||
+           Fresh(state, clock_->Now());
   });
   --waiting_;
 
-  if (Usable(*state, steady_clock::now()))
-    return Answer(*state);
+  if (Usable(state, clock_->Now()))
+    return Answer(state);
   if (stopping_)
     return Unavailable("the helper is stopping");
   if (!finished) {
@@ -209,7 +238,7 @@ protocol::Response TokenCache::Get(std::string_view mailbox) {
         "the token endpoint has not answered yet; the helper "
         "keeps trying");
   }
-  return Unavailable(state->last_error);
+  return Unavailable(state.last_error);
 }
 
 protocol::Response TokenCache::Reject(std::string_view mailbox,
@@ -226,7 +255,7 @@ protocol::Response TokenCache::Reject(std::string_view mailbox,
 
   // Drop the token unless one was dropped moments ago: a server refusing
   // every token must not turn into a stream of token requests.
-  SteadyTime now = steady_clock::now();
+  SteadyTime now = clock_->Now();
   std::string hash = ShortHash(token);
   if (state->forced_once &&
       now - state->last_forced < options_.reject_interval) {
@@ -253,29 +282,33 @@ void TokenCache::RefreshSoon(std::string_view mailbox) {
   if (state == nullptr)
     return;
   std::lock_guard lock(mutex_);
-  state->next_fetch = steady_clock::now();
+  state->next_fetch = clock_->Now();
   wake_.notify_all();
 }
 
 // When the worker should fetch next.
-TokenCache::SteadyTime TokenCache::DueTime(const State& state) const {
-  SteadyTime now = steady_clock::now();
+TokenCache::SteadyTime TokenCache::DueTime(const State& state,
+                                           SteadyTime now) const {
   SteadyTime due = state.next_fetch;
-  if (state.demand && !Usable(state, now))
+  if (state.demand && !Fresh(state, now))
     due = std::min(due, now);
   return std::max(due, state.not_before);
 }
 
-// The worker loop of one account: sleep until due, fetch, repeat.
+// The worker loop of one account: fetch when due, look at the refresh
+// token file when due, otherwise sleep until the earlier of the two.
 void TokenCache::Work(State& state) {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    SteadyTime due = DueTime(state);
-    if (due > steady_clock::now()) {
-      wake_.wait_until(lock, due);
-      continue;
+    SteadyTime now = clock_->Now();
+    SteadyTime due = DueTime(state, now);
+    if (due <= now) {
+      FetchOnce(state, lock);
+    } else if (state.next_file_check <= now) {
+      CheckRefreshTokenFile(state, lock);
+    } else {
+      wake_.wait_for(lock, std::min(due, state.next_file_check) - now);
     }
-    FetchOnce(state, lock);
   }
 }
 
@@ -283,10 +316,12 @@ void TokenCache::Work(State& state) {
 void TokenCache::FetchOnce(State& state, std::unique_lock<std::mutex>& lock) {
   state.fetching = true;
   lock.unlock();
-  SteadyTime started = steady_clock::now();
+  SteadyTime started = clock_->Now();
+  auto real_start = std::chrono::steady_clock::now();
   auto result = fetcher_.Fetch(state.account);
   long duration_ms = static_cast<long>(
-      duration_cast<milliseconds>(steady_clock::now() - started).count());
+      duration_cast<milliseconds>(std::chrono::steady_clock::now() - real_start)
+          .count());
   lock.lock();
 
   state.fetching = false;
@@ -305,14 +340,21 @@ void TokenCache::RecordSuccess(State& state, TokenGrant grant,
   // Expiry counts from when the request was sent, to err on the safe side.
   state.lifetime = seconds(grant.expires_in);
   state.expires = started + state.lifetime;
-  state.expires_unix = UnixNow() - duration_ms / 1000 + grant.expires_in;
+  state.expires_unix =
+      clock_->UnixNow() - duration_ms / 1000 + grant.expires_in;
   state.token = std::move(grant.access_token);
+  ScheduleRefresh(state, started);
 
-  seconds margin = std::min(options_.refresh_margin, state.lifetime / 2);
-  state.next_fetch = state.expires - margin;
   state.not_before = {};
   state.failures = 0;
   state.last_error.clear();
+  state.error_class.clear();
+  state.aadsts.clear();
+  state.trace_id.clear();
+  state.health = AccountHealth::kHealthy;
+  state.last_success_unix = clock_->UnixNow();
+  if (!grant.refresh_token.empty())
+    state.file_mtime = clock_->UnixNow();
 
   Log(LogLevel::kInfo, "token_fetched",
       {{"account", state.account.name},
@@ -321,23 +363,55 @@ void TokenCache::RecordSuccess(State& state, TokenGrant grant,
        {"expires_in", grant.expires_in},
        {"token", ShortHash(state.token.Reveal())},
        {"refresh_token_rotated", grant.refresh_token.empty() ? "no" : "yes"},
+       {"next_refresh_in_s",
+        duration_cast<seconds>(state.next_fetch - started).count()},
        {"duration_ms", duration_ms}});
+}
+
+// Sets the margin for the new token and its refresh time with jitter.
+void TokenCache::ScheduleRefresh(State& state, SteadyTime started) {
+  seconds configured = state.account.refresh_margin_seconds > 0
+                           ? seconds(state.account.refresh_margin_seconds)
+                           : options_.refresh_margin;
+  MarginChoice choice =
+      EffectiveMargin(configured, state.lifetime, options_.policy);
+  state.margin = choice.margin;
+  state.next_fetch = started + RefreshDelay(state.lifetime, choice.margin,
+                                            Draw(), options_.policy);
+  if (!choice.shortened || state.margin_logged)
+    return;
+  state.margin_logged = true;
+  Log(LogLevel::kInfo, "refresh_margin_shortened",
+      {{"account", state.account.name},
+       {"lifetime_s", static_cast<long>(state.lifetime.count())},
+       {"configured_margin_s", static_cast<long>(configured.count())},
+       {"margin_s", static_cast<long>(choice.margin.count())},
+       {"reason",
+        "tokens live too briefly for the margin; using half the "
+        "lifetime"}});
 }
 
 void TokenCache::RecordFailure(State& state, const TokenFailure& failure,
                                long duration_ms) {
   // Back off; the cached token, if any, stays and is served while valid.
   ++state.failures;
-  seconds delay = Backoff(state, failure);
-  state.not_before = steady_clock::now() + delay;
+  seconds delay = RetryDelay(failure, state.failures, Draw(), options_.policy);
+  state.not_before = clock_->Now() + delay;
   state.next_fetch = state.not_before;
   state.last_error = failure.message;
+  state.error_class = std::string(FailureClassName(failure.failure_class));
+  state.aadsts = failure.aadsts;
+  state.trace_id = failure.trace_id;
+  state.health = NeedsAttention(failure.failure_class)
+                     ? AccountHealth::kNeedsAttention
+                     : AccountHealth::kRetrying;
 
   Log(LogLevel::kWarn, "token_fetch_failed",
       {{"account", state.account.name},
        {"mailbox", state.account.mailbox},
        {"grant", GrantName(state.account.grant)},
        {"class", FailureClassName(failure.failure_class)},
+       {"state", AccountHealthName(state.health)},
        {"http_status", failure.http_status},
        {"error", failure.error},
        {"aadsts", failure.aadsts},
@@ -350,26 +424,100 @@ void TokenCache::RecordFailure(State& state, const TokenFailure& failure,
        {"reason", failure.message}});
 }
 
-// Exponential backoff with up to 20% added jitter, never shorter than a
-// 429's Retry-After (capped at one hour).
-seconds TokenCache::Backoff(const State& state, const TokenFailure& failure) {
-  bool manual = NeedsSomeone(failure.failure_class);
-  seconds base = manual ? options_.manual_backoff : options_.temporary_backoff;
-  seconds cap =
-      manual ? options_.manual_backoff_cap : options_.temporary_backoff_cap;
-  int shift = std::min(state.failures - 1, 16);
-  seconds delay = std::min(base * (1L << shift), cap);
+// Looks at the refresh token file (with the lock released): warns when
+// it is aging, and retries at once when someone rewrote it while the
+// account needed attention (`token-helper authorize`).
+void TokenCache::CheckRefreshTokenFile(State& state,
+                                       std::unique_lock<std::mutex>& lock) {
+  SteadyTime now = clock_->Now();
+  state.next_file_check = now + options_.file_check_interval;
+  if (state.account.grant != Grant::kRefreshToken)
+    return;
+  lock.unlock();
+  std::int64_t mtime = FileMtime(state.account.refresh_token_file);
+  lock.lock();
 
-  jitter_state_ ^= jitter_state_ << 13;
-  jitter_state_ ^= jitter_state_ >> 7;
-  jitter_state_ ^= jitter_state_ << 17;
-  delay += delay * static_cast<long>(jitter_state_ % 21) / 100;
-
-  if (failure.failure_class == FailureClass::kThrottled) {
-    delay =
-        std::max(delay, seconds(std::min(failure.retry_after_seconds, 3600L)));
+  bool rewritten = state.file_mtime != 0 && mtime > state.file_mtime;
+  state.file_mtime = std::max(mtime, state.file_mtime);
+  if (rewritten && state.health == AccountHealth::kNeedsAttention) {
+    state.not_before = now;
+    state.next_fetch = now;
+    Log(LogLevel::kInfo, "refresh_token_file_changed",
+        {{"account", state.account.name},
+         {"file", state.account.refresh_token_file},
+         {"action", "retrying now"}});
   }
-  return delay;
+  WarnIfAging(state, now);
+}
+
+// Logs refresh_token_aging at most once per aging_warn_interval.
+void TokenCache::WarnIfAging(State& state, SteadyTime now) {
+  if (state.file_mtime == 0 ||
+      !RefreshTokenAging(state.file_mtime, clock_->UnixNow(),
+                         options_.refresh_token_warn_age)) {
+    return;
+  }
+  if (state.aging_warned &&
+      now - state.last_aging_warning < options_.aging_warn_interval) {
+    return;
+  }
+  state.aging_warned = true;
+  state.last_aging_warning = now;
+  Log(LogLevel::kWarn, "refresh_token_aging",
+      {{"account", state.account.name},
+       {"mailbox", state.account.mailbox},
+       {"file", state.account.refresh_token_file},
+       {"age_days", (clock_->UnixNow() - state.file_mtime) / 86400},
+       {"fix",
+        "refresh tokens expire after 90 days unused (AADSTS700082) and the "
+        "helper has not rotated this one lately; check token_fetch_failed "
+        "events, or sign in again with token-helper authorize"}});
+}
+
+std::vector<AccountStatus> TokenCache::Status() const {
+  std::lock_guard lock(mutex_);
+  SteadyTime now = clock_->Now();
+  std::int64_t unix_now = clock_->UnixNow();
+  std::vector<AccountStatus> out;
+  for (const auto& state : states_)
+    out.push_back(StatusOf(*state, now, unix_now));
+  return out;
+}
+
+// One account's status; the token only as its short hash.
+AccountStatus TokenCache::StatusOf(const State& state, SteadyTime now,
+                                   std::int64_t unix_now) const {
+  AccountStatus status;
+  status.name = state.account.name;
+  status.mailbox = state.account.mailbox;
+  status.provider = std::string(ProviderName(state.account.provider));
+  status.grant = std::string(GrantName(state.account.grant));
+  status.health = state.health;
+  status.error_class = state.error_class;
+  status.aadsts = state.aadsts;
+  status.error = state.last_error.substr(0, state.last_error.find('\n'));
+  status.trace_id = state.trace_id;
+  status.failures = state.failures;
+  status.last_success = state.last_success_unix;
+  if (!state.token.empty()) {
+    status.token_expires = state.expires_unix;
+    status.token_hash = ShortHash(state.token.Reveal());
+  }
+  SteadyTime due = std::max(DueTime(state, now), now);
+  status.next_refresh = unix_now + duration_cast<seconds>(due - now).count();
+  if (state.file_mtime != 0) {
+    status.refresh_token_age = unix_now - state.file_mtime;
+    status.refresh_token_aging = RefreshTokenAging(
+        state.file_mtime, unix_now, options_.refresh_token_warn_age);
+  }
+  return status;
+}
+
+// A uniform draw in [0, 1) for jitter; called with mutex_ held.
+double TokenCache::Draw() {
+  if (options_.random)
+    return options_.random();
+  return std::uniform_real_distribution<double>(0.0, 1.0)(random_);
 }
 
 }  // namespace xoauth2::helper

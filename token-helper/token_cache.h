@@ -2,22 +2,36 @@
 //
 // The per-account access token cache and its refreshers.
 //
-// TokenCache answers `token` and `reject` requests (docs/protocol.md) from
-// memory. Each account has one worker thread, owned by the cache, which is
-// the only caller of the fetcher for that account: so at most one fetch per
-// account is ever in flight, however many requests arrive (F13). A worker
-// fetches at start, again refresh_margin_seconds before expiry (capped to
-// half the token's lifetime), on demand when a request finds no usable
-// token, and after failures with exponential backoff (longer for failures
-// that need a person; never sooner than a 429's Retry-After, F11).
-// Requesters never fetch: they wait on a condition variable for at most
-// wait_bound (below the plugin's 5 s budget), then get `err unavailable`.
-// A token that is still valid is kept and served when a refresh fails.
+// TokenCache answers `token`, `reject` and `status` requests
+// (docs/protocol.md) from memory. Each account has one worker thread,
+// owned by the cache, which is the only caller of the fetcher for that
+// account: so at most one fetch per account is ever in flight, however
+// many requests arrive (F13). A worker fetches at start, then on the
+// schedule of refresh_policy.h (expiry - margin - jitter), whether or not
+// anyone asks, so idle accounts stay refreshed and their refresh tokens
+// keep rotating (F18); on demand when a request finds no fresh token; and
+// after failures when RetryDelay() says (exactly Retry-After for a 429,
+// F11; exponential for temporary failures; one long interval for
+// failures a person must fix). Requesters never fetch: they wait on a
+// condition variable for at most wait_bound (below the plugin's 5 s
+// budget), then get `err unavailable`.
 //
-// Logging: this layer logs every fetch outcome once (info on success, warn
-// with class, HTTP status, AADSTS code and trace id on failure) and
-// rejected tokens; tokens appear only as ShortHash. Start() and Stop() are
-// called from one thread; Get() and Reject() from any number of threads.
+// Which token is handed out: a fresh one (at least the margin left); when
+// a refresh is in flight or failing, the still-valid one (more than
+// min_remaining left, F07/F08); never an expired one. Nothing here deletes
+// a refresh token; the fetcher re-reads the file before every attempt, and
+// a file rewritten by `token-helper authorize` while the account needs
+// attention is tried at once. The worker also checks the refresh token
+// file every file_check_interval and warns (event refresh_token_aging, at
+// most once per aging_warn_interval) when it has not been rewritten for
+// refresh_token_warn_age, well before the 90-day limit (AADSTS700082).
+//
+// Time comes from a CacheClock, which tests replace with a manual one
+// (then calling ClockChanged() after moving it). Logging: this layer logs
+// every fetch outcome once (info on success, warn with class, HTTP status,
+// AADSTS code and trace id on failure), rejected tokens and the aging
+// warning; tokens appear only as ShortHash. Start() and Stop() are called
+// from one thread; the other methods from any number of threads.
 
 #ifndef XOAUTH2_TOKEN_HELPER_TOKEN_CACHE_H
 #define XOAUTH2_TOKEN_HELPER_TOKEN_CACHE_H
@@ -25,35 +39,60 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "account_status.h"
 #include "config.h"
 #include "protocol.h"
+#include "refresh_policy.h"
 #include "token_endpoint.h"
 
 namespace xoauth2::helper {
+
+// Where the cache reads the time; tests substitute a manual clock.
+class CacheClock {
+ public:
+  virtual ~CacheClock() = default;
+  virtual std::chrono::steady_clock::time_point Now() const = 0;
+  virtual std::int64_t UnixNow() const = 0;  // seconds since the epoch
+};
+
+// The steady clock and the system's Unix time.
+class SystemCacheClock : public CacheClock {
+ public:
+  std::chrono::steady_clock::time_point Now() const override;
+  std::int64_t UnixNow() const override;
+};
 
 struct CacheOptions {
   // How long a requester waits for a fetch in flight.
   std::chrono::milliseconds wait_bound{4000};
   // A token with less left than this (or half its lifetime, if smaller) is
-  // not handed out.
+  // never handed out, even while a refresh fails.
   std::chrono::seconds min_remaining{60};
-  // Refresh this long before expiry (capped to half the lifetime).
+  // The margin for accounts whose refresh_margin_seconds is 0.
   std::chrono::seconds refresh_margin{600};
   // At most one `reject`-forced refresh per account in this interval.
   std::chrono::seconds reject_interval{30};
-  // First retry delay after a temporary failure, and its cap.
-  std::chrono::seconds temporary_backoff{5};
-  std::chrono::seconds temporary_backoff_cap{300};
-  // First retry delay after a failure that needs a person, and its cap.
-  std::chrono::seconds manual_backoff{60};
-  std::chrono::seconds manual_backoff_cap{1800};
+  // Margins, jitter and retry delays.
+  RefreshSettings policy;
+  // Warn when a refresh token file has not been rewritten for this long.
+  std::chrono::seconds refresh_token_warn_age{14 * 86400};
+  // How often the worker looks at the refresh token file.
+  std::chrono::seconds file_check_interval{60};
+  // At most one aging warning per account in this interval.
+  std::chrono::seconds aging_warn_interval{86400};
+  // The clock (nullptr: the system's); must outlive the cache.
+  const CacheClock* clock = nullptr;
+  // Uniform draws in [0, 1) for jitter (empty: a seeded generator).
+  std::function<double()> random;
 
   static CacheOptions FromConfig(const Config& config);
 };
@@ -85,6 +124,13 @@ class TokenCache {
   // stays in use (backoff windows still apply).
   void RefreshSoon(std::string_view mailbox);
 
+  // Every account's state, in configuration order; never a token.
+  std::vector<AccountStatus> Status() const;
+
+  // Makes the workers look at the clock again; for tests that move a
+  // manual clock.
+  void ClockChanged();
+
   // Requesters currently waiting for a fetch; for tests.
   std::size_t WaitingRequests() const;
 
@@ -93,27 +139,36 @@ class TokenCache {
   struct State;
 
   State* Find(std::string_view mailbox);
+  bool Fresh(const State& state, SteadyTime now) const;
   bool Usable(const State& state, SteadyTime now) const;
   protocol::Response Answer(const State& state) const;
+  protocol::Response WaitForFetch(State& state,
+                                  std::unique_lock<std::mutex>& lock);
   void Work(State& state);
-  SteadyTime DueTime(const State& state) const;
+  SteadyTime DueTime(const State& state, SteadyTime now) const;
   void FetchOnce(State& state, std::unique_lock<std::mutex>& lock);
   void RecordSuccess(State& state, TokenGrant grant, SteadyTime started,
                      long duration_ms);
+  void ScheduleRefresh(State& state, SteadyTime started);
   void RecordFailure(State& state, const TokenFailure& failure,
                      long duration_ms);
-  std::chrono::seconds Backoff(const State& state, const TokenFailure& failure);
+  void CheckRefreshTokenFile(State& state, std::unique_lock<std::mutex>& lock);
+  void WarnIfAging(State& state, SteadyTime now);
+  AccountStatus StatusOf(const State& state, SteadyTime now,
+                         std::int64_t unix_now) const;
+  double Draw();
 
   std::vector<std::unique_ptr<State>> states_;
   TokenFetcher& fetcher_;
   CacheOptions options_;
+  const CacheClock* clock_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // workers: demand, reject or stop
   std::condition_variable done_;  // requesters: a fetch finished
   bool stopping_ = false;
   std::size_t waiting_ = 0;
-  std::uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
+  std::mt19937_64 random_;  // guarded by mutex_
 };
 
 }  // namespace xoauth2::helper

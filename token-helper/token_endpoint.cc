@@ -275,10 +275,13 @@ std::expected<Secret, std::string> BuildTokenRequestBody(
     return EncodeForm(fields);
   }
 
+  // Google's refresh request names no scope: the grant keeps the scopes
+  // of the sign-in. Microsoft demands one (AADSTS900144, F06).
   fields = {{"grant_type", "refresh_token"},
             {"client_id", account.client_id},
-            {"refresh_token", refresh_token.Reveal()},
-            {"scope", account.scope}};
+            {"refresh_token", refresh_token.Reveal()}};
+  if (account.provider == Provider::kMicrosoft)
+    fields.push_back({"scope", account.scope});
   // A public client has no credential; send one only when configured.
   auto added = AddClientAuthentication(account, now, fields, assertion);
   if (!added)

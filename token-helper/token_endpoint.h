@@ -107,8 +107,9 @@ std::expected<Secret, std::string> EncodeForm(
 
 // The form body for `account`: client_credentials sends grant_type,
 // client_id, the client authentication and scope; refresh_token sends
-// grant_type, client_id, refresh_token, scope (always) and then the client
-// authentication only when one is configured. An assertion is signed now.
+// grant_type, client_id, refresh_token, scope (always for Microsoft, never
+// for Google) and then the client authentication only when one is
+// configured. An assertion is signed now.
 std::expected<Secret, std::string> BuildTokenRequestBody(
     const Account& account, const Secret& refresh_token);
 

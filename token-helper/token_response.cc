@@ -8,8 +8,10 @@
 
 #include "token_response.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "protocol.h"
@@ -56,13 +58,20 @@ std::string StringField(const json& object, const char* key) {
   return it->get<std::string>();
 }
 
-// Whole seconds from a JSON number or a numeric string; nullopt otherwise.
-std::optional<long> LenientSeconds(const json& value) {
+// Largest lifetime believed (about 31 years): far above any real token's,
+// and small enough that callers may add it to a clock counting nanoseconds
+// without overflow.
+constexpr long kMaxSeconds = 1'000'000'000;
+
+// Whole seconds from a JSON number or a numeric string, unbounded;
+// nullopt otherwise.
+std::optional<long> AnySeconds(const json& value) {
   if (value.is_number_integer())
     return value.get<long>();
   if (value.is_number_float()) {
+    // Casting a double outside long's range is undefined: check first.
     double seconds = value.get<double>();
-    if (!std::isfinite(seconds) || seconds > 1e9)
+    if (!std::isfinite(seconds) || std::fabs(seconds) > kMaxSeconds)
       return std::nullopt;
     return static_cast<long>(seconds);
   }
@@ -75,6 +84,15 @@ std::optional<long> LenientSeconds(const json& value) {
   if (err != std::errc() || end != text.data() + text.size()) {
     return std::nullopt;
   }
+  return seconds;
+}
+
+// Whole seconds within +-kMaxSeconds from a JSON number or a numeric
+// string; nullopt otherwise.
+std::optional<long> LenientSeconds(const json& value) {
+  std::optional<long> seconds = AnySeconds(value);
+  if (seconds && (*seconds > kMaxSeconds || *seconds < -kMaxSeconds))
+    return std::nullopt;
   return seconds;
 }
 
@@ -231,6 +249,35 @@ TokenFailure NonJsonFailure(const HttpAnswer& answer, bool truncated) {
                                       what + "; retrying");
 }
 
+// Drops spaces, tabs and the CR LF around a header value.
+std::string_view TrimHeader(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+    value.remove_prefix(1);
+  }
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\r' ||
+                            value.back() == '\n' || value.back() == '\t')) {
+    value.remove_suffix(1);
+  }
+  return value;
+}
+
+// Unix seconds of an HTTP-date in any of the three forms RFC 9110 section
+// 5.6.7 says a recipient must accept; all are GMT.
+std::optional<std::int64_t> ParseHttpDate(std::string_view value) {
+  if (value.size() > 64)
+    return std::nullopt;
+  std::string text(value);
+  for (const char* format :
+       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %e %H:%M:%S %Y"}) {
+    std::tm parts{};
+    const char* end = strptime(text.c_str(), format, &parts);
+    if (end != nullptr && *end == '\0')
+      return static_cast<std::int64_t>(timegm(&parts));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string_view FailureClassName(FailureClass failure_class) {
@@ -253,21 +300,23 @@ TokenFailure TransportFailure(std::string message) {
   return Temporary(0, std::move(message));
 }
 
-std::optional<long> ParseRetryAfter(std::string_view value) {
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
-    value.remove_prefix(1);
-  }
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\r' ||
-                            value.back() == '\n' || value.back() == '\t')) {
-    value.remove_suffix(1);
-  }
+std::optional<long> ParseRetryAfter(std::string_view value, std::int64_t now) {
+  value = TrimHeader(value);
   long seconds = 0;
   auto [end, err] =
       std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (err != std::errc() || end != value.data() + value.size() || seconds < 0) {
-    return std::nullopt;
+  if (err == std::errc() && end == value.data() + value.size() &&
+      seconds >= 0) {
+    return seconds;
   }
-  return seconds;
+  auto date = ParseHttpDate(value);
+  if (!date)
+    return std::nullopt;
+  return static_cast<long>(std::max<std::int64_t>(0, *date - now));
+}
+
+std::optional<long> ParseRetryAfter(std::string_view value) {
+  return ParseRetryAfter(value, std::time(nullptr));
 }
 
 std::expected<TokenGrant, TokenFailure> ParseTokenResponse(

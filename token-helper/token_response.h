@@ -18,6 +18,7 @@
 #define XOAUTH2_TOKEN_HELPER_TOKEN_RESPONSE_H
 
 #include <cstddef>
+#include <cstdint>
 #include <expected>
 #include <optional>
 #include <string>
@@ -78,7 +79,13 @@ std::expected<TokenGrant, TokenFailure> ParseTokenResponse(
 // A temporary failure with no HTTP answer (DNS, connect, TLS, timeout).
 TokenFailure TransportFailure(std::string message);
 
-// Parses a Retry-After header value given in seconds; nullopt otherwise.
+// Parses a Retry-After header value (RFC 9110 section 10.2.3): delay
+// seconds, or an HTTP-date (IMF-fixdate, RFC 850 or asctime form) turned
+// into the seconds from `now` (Unix seconds; 0 for a date in the past).
+// nullopt for anything else.
+std::optional<long> ParseRetryAfter(std::string_view value, std::int64_t now);
+
+// The same with the current time.
 std::optional<long> ParseRetryAfter(std::string_view value);
 
 }  // namespace xoauth2::helper

@@ -1,6 +1,7 @@
 # Unit tests of the token-helper library (ctest label `unit`): configuration,
 # secrets and logging, token endpoint answers and form bodies, refresh token
-# files, the cache (with a fake fetcher) and the socket server, certificate
+# files, the cache (with a fake fetcher and a manual clock), the refresh
+# policy and account status, the socket server, certificate
 # credentials (JWT client assertions) and the device code sign-in.
 add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_config_test.cc
@@ -8,6 +9,7 @@ add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_response_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_endpoint_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_cache_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_refresh_policy_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_socket_server_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_reply_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_cli_test.cc

@@ -6,8 +6,9 @@
 // refusing accounts it cannot sign in and failing cleanly (exit 1) when
 // the endpoint is unreachable,
 // F03 (a missing comma stops `run` with file, line and column), `--help`
-// showing the default path (F20), and `run` ending with exit 0 and the
-// socket removed on SIGTERM. Children are always reaped.
+// showing the default path (F20), `status` asking a running helper, and
+// `run` ending with exit 0 and the socket removed on SIGTERM. Children are
+// always reaped.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -225,6 +226,40 @@ TEST(HelperCli, RunStopsOnSigtermAndRemovesSocket) {
   EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
   EXPECT_NE(stat(socket_path.c_str(), &info), 0);
   EXPECT_NE(outcome.output.find("event=helper_stopped"), std::string::npos);
+}
+
+// `status` and `status --json` ask the running helper over its socket;
+// the unreachable endpoint shows as a temporary failure, retried.
+TEST(HelperCli, StatusAsksTheRunningHelper) {
+  TempDir dir;
+  std::string file = dir.Write("config.json", ValidConfig(dir.path()));
+  EXPECT_EQ(RunHelper({"--config", file, "status"}).exit_code, 1);
+  int fd = -1;
+  pid_t pid = Spawn({"--config", file, "run"}, fd);
+  ASSERT_GT(pid, 0);
+
+  Outcome table;
+  bool retrying = WaitUntil([&] {
+    table = RunHelper({"--config", file, "status"});
+    return table.output.find("retrying") != std::string::npos;
+  });
+  Outcome json = RunHelper({"--config", file, "status", "--json"});
+  kill(pid, SIGTERM);
+  Finish(pid, fd);
+
+  ASSERT_TRUE(retrying) << table.output;
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_TRUE(table.output.starts_with("ACCOUNT ")) << table.output;
+  EXPECT_NE(table.output.find("relay@example.com  relay@example.com  "
+                              "retrying"),
+            std::string::npos)
+      << table.output;
+  EXPECT_NE(table.output.find("temporary: cannot connect to"),
+            std::string::npos);
+  EXPECT_EQ(json.exit_code, 0);
+  EXPECT_TRUE(json.output.starts_with(R"({"accounts":[{"aadsts":"")"))
+      << json.output;
+  EXPECT_NE(json.output.find(R"("state":"retrying")"), std::string::npos);
 }
 
 }  // namespace

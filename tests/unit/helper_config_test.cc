@@ -3,7 +3,8 @@
 // Unit tests of the token-helper configuration (config.h): a valid minimal
 // file, every kind of malformed file (table-driven: each message must name
 // the absolute path and the field), JSON syntax errors with line and
-// column (F03), example placeholders refused by name (F20), size limits.
+// column (F03), example placeholders refused by name (F20), size limits,
+// per-account refresh margins and Google accounts.
 
 #include <gtest/gtest.h>
 
@@ -121,6 +122,34 @@ std::vector<BadCase> BadCases() {
       {"TimeoutAsString",
        ConfigJson(AccountJson(), R"("connect_timeout_seconds": "10",)"),
        {"connect_timeout_seconds must be a whole number", "not string"}},
+      {"MarginBelowMinimum",
+       ConfigJson(AccountJson(), R"("refresh_margin_seconds": 300,)"),
+       {"refresh_margin_seconds is 300; it must be between 600 and 3000"}},
+      {"AccountMarginBelowMinimum",
+       ConfigJson(AccountJson(R"(, "refresh_margin_seconds": 0)")),
+       {"accounts[0].refresh_margin_seconds is 0"}},
+      {"WarnDaysOutOfRange",
+       ConfigJson(AccountJson(), R"("refresh_token_warn_days": 90,)"),
+       {"refresh_token_warn_days is 90; it must be between 1 and 80"}},
+      {"ProviderUnknown",
+       ConfigJson(AccountJson(R"(, "provider": "yahoo")")),
+       {"accounts[0].provider is \"yahoo\"; use microsoft"}},
+      {"GoogleClientCredentials",
+       ConfigJson(R"({"provider": "google", "mailbox": "a@gmail.com",
+           "client_id": "c", "client_secret": "s",
+           "grant": "client_credentials"})"),
+       {"accounts[0].grant is client_credentials but provider is google",
+        "use grant refresh_token"}},
+      {"GoogleWithTenant",
+       ConfigJson(R"({"provider": "google", "mailbox": "a@gmail.com",
+           "tenant": "t", "client_id": "c", "client_secret": "s",
+           "grant": "refresh_token", "refresh_token_file": "/x"})"),
+       {"accounts[0].tenant is set but provider is google"}},
+      {"GoogleWithoutSecret",
+       ConfigJson(R"({"provider": "google", "mailbox": "a@gmail.com",
+           "client_id": "c", "grant": "refresh_token",
+           "refresh_token_file": "/x"})"),
+       {"accounts[0].client_secret_file is missing; a google account"}},
       {"TimeoutOutOfRange",
        ConfigJson(AccountJson(), R"("request_timeout_seconds": 0,)"),
        {"request_timeout_seconds is 0"}},
@@ -336,6 +365,45 @@ TEST(HelperConfig, PlaceholderInSecretFileRefused) {
   EXPECT_NE(config.error().find("still holds the example placeholder"),
             std::string::npos)
       << config.error();
+}
+
+// The global margin applies unless an account sets its own.
+TEST(HelperConfig, RefreshMarginPerAccount) {
+  std::string accounts =
+      AccountJson(R"(, "refresh_margin_seconds": 1200)") + "," +
+      R"({"mailbox": "b@example.com", "tenant": "t", "client_id": "c",
+          "grant": "client_credentials", "client_secret": "x"})";
+  auto config =
+      ParseConfig(ConfigJson(accounts, R"("refresh_margin_seconds": 900,
+                              "refresh_token_warn_days": 20,)"),
+                  "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->accounts[0].refresh_margin_seconds, 1200);
+  EXPECT_EQ(config->accounts[1].refresh_margin_seconds, 900);
+  EXPECT_EQ(config->refresh_token_warn_days, 20);
+}
+
+// Google: its token endpoint and the Gmail scope by default; authority
+// overrides the host for tests.
+TEST(HelperConfig, GoogleAccount) {
+  TempDir dir;
+  std::string refresh = dir.Write("g.refresh", "1//0g-refresh\n");
+  std::string account = R"({"provider": "google", "mailbox": "a@gmail.com",
+      "client_id": "123.apps.googleusercontent.com",
+      "client_secret": "GOCSPX-x", "grant": "refresh_token",
+      "refresh_token_file": ")" +
+                        refresh + R"("})";
+  auto config = ParseConfig(ConfigJson(account), "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  const Account& google = config->accounts[0];
+  EXPECT_EQ(google.provider, Provider::kGoogle);
+  EXPECT_EQ(google.TokenUrl(), "https://oauth2.googleapis.com/token");
+  EXPECT_EQ(google.scope, "https://mail.google.com/");
+
+  account.insert(1, R"("authority": "https://127.0.0.1:8443", )");
+  config = ParseConfig(ConfigJson(account), "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->accounts[0].TokenUrl(), "https://127.0.0.1:8443/token");
 }
 
 // F20: the shipped example is refused by name until it is filled in.

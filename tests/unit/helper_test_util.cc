@@ -119,6 +119,14 @@ FetchResult Failed(FailureClass failure_class, std::string message,
   return std::unexpected(failure);
 }
 
+std::chrono::steady_clock::time_point ManualClock::Now() const {
+  return start_ + std::chrono::seconds(offset_.load());
+}
+
+std::int64_t ManualClock::UnixNow() const {
+  return kStartUnix + offset_.load();
+}
+
 Account TestAccount(const std::string& mailbox) {
   Account account;
   account.name = mailbox.substr(0, mailbox.find('@'));

@@ -2,8 +2,9 @@
 //
 // Helpers shared by the token-helper unit tests: a temporary directory
 // removed at scope exit, file writing, a log capture, a scriptable fake
-// TokenFetcher with a gate, and polling a condition with a deadline (tests
-// never sleep for something they can observe).
+// TokenFetcher with a gate, a manual clock for the token cache, and
+// polling a condition with a deadline (tests never sleep for something
+// they can observe).
 
 #ifndef XOAUTH2_TESTS_UNIT_HELPER_TEST_UTIL_H
 #define XOAUTH2_TESTS_UNIT_HELPER_TEST_UTIL_H
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "token_cache.h"
 #include "token_endpoint.h"
 
 namespace xoauth2::helper::testing {
@@ -81,6 +83,22 @@ FetchResult Granted(const std::string& token, long expires_in = 3600);
 // A failed fetch result of `failure_class`.
 FetchResult Failed(FailureClass failure_class, std::string message,
                    long retry_after = 0);
+
+// A clock that moves only when told; starts at a fixed steady time and
+// at Unix time kStartUnix.
+class ManualClock : public CacheClock {
+ public:
+  static constexpr std::int64_t kStartUnix = 1700000000;
+  std::chrono::steady_clock::time_point Now() const override;
+  std::int64_t UnixNow() const override;
+  void Advance(std::chrono::seconds by) { offset_ += by.count(); }
+  std::int64_t Elapsed() const { return offset_; }
+
+ private:
+  std::chrono::steady_clock::time_point start_ =
+      std::chrono::steady_clock::now();
+  std::atomic<std::int64_t> offset_{0};  // seconds
+};
 
 // A client_credentials account for `mailbox`.
 Account TestAccount(const std::string& mailbox = "relay@example.com");

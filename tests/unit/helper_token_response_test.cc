@@ -91,6 +91,29 @@ std::vector<Case> Cases() {
        false,
        kTemp,
        {"non-positive expires_in"}},
+      // Found by fuzz_token_response: casting -1e300 to long was undefined.
+      {"ExpiresInHugeNegativeFloat",
+       200,
+       R"({"access_token":"t","expires_in":-1e300})",
+       {},
+       false,
+       kTemp,
+       {"has no numeric expires_in"}},
+      // Lifetimes that would overflow a nanosecond clock are refused.
+      {"ExpiresInBeyondClock",
+       200,
+       R"({"access_token":"t","expires_in":10000000000})",
+       {},
+       false,
+       kTemp,
+       {"has no numeric expires_in"}},
+      {"ExpiresInStringBeyondClock",
+       200,
+       R"({"access_token":"t","expires_in":"9223372036854775807"})",
+       {},
+       false,
+       kTemp,
+       {"has no numeric expires_in"}},
       {"TokenTypeMac",
        200,
        R"({"access_token":"t","expires_in":5,"token_type":"mac"})",
@@ -322,8 +345,20 @@ TEST(HelperTokenResponse, AadstsFromErrorCodesWhenNotInText) {
 TEST(HelperTokenResponse, RetryAfterHeaderValues) {
   EXPECT_EQ(ParseRetryAfter(" 60\r\n"), 60);
   EXPECT_EQ(ParseRetryAfter("0"), 0);
-  EXPECT_FALSE(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT"));
   EXPECT_FALSE(ParseRetryAfter("-1"));
+  EXPECT_FALSE(ParseRetryAfter("soon"));
+  EXPECT_FALSE(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 CET", 0));
+}
+
+// F11: Retry-After as an HTTP-date counts from now, in each of the three
+// forms RFC 9110 makes recipients accept; a past date means now.
+TEST(HelperTokenResponse, RetryAfterHttpDate) {
+  constexpr std::int64_t kNow = 1445412420;  // 2015-10-21T07:27:00Z
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT\r\n", kNow), 60);
+  EXPECT_EQ(ParseRetryAfter("Wednesday, 21-Oct-15 07:28:00 GMT", kNow), 60);
+  EXPECT_EQ(ParseRetryAfter("Wed Oct 21 07:28:00 2015", kNow), 60);
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:00:00 GMT", kNow), 0);
+  EXPECT_EQ(ParseRetryAfter("120", kNow), 120);
 }
 
 }  // namespace

@@ -23,9 +23,14 @@ TEST(ProtocolRequest, FormatsRejectRequestByteForByte) {
   EXPECT_EQ(FormatRequest(request), "v1 reject relay@example.com eyJ0.A.B\n");
 }
 
-TEST(ProtocolRequest, RoundTripsBothVerbs) {
+TEST(ProtocolRequest, FormatsStatusRequestByteForByte) {
+  EXPECT_EQ(FormatRequest(Request{Verb::kStatus, "", ""}), "v1 status\n");
+}
+
+TEST(ProtocolRequest, RoundTripsEveryVerb) {
   for (const Request& in :
-       {Request{Verb::kToken, "a@b", ""}, Request{Verb::kReject, "a@b", "t"}}) {
+       {Request{Verb::kToken, "a@b", ""}, Request{Verb::kReject, "a@b", "t"},
+        Request{Verb::kStatus, "", ""}}) {
     auto out = ParseRequest(FormatRequest(in));
     ASSERT_TRUE(out.has_value()) << out.error().text;
     EXPECT_EQ(out->verb, in.verb);
@@ -67,6 +72,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequestCase{"v1  token a@b\n", ErrorCode::kBadRequest},
         BadRequestCase{"v1 reject a@b\n", ErrorCode::kBadRequest},
         BadRequestCase{"v1 reject a@b t u\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 status a@b\n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 status \n", ErrorCode::kBadRequest},
+        BadRequestCase{"v1 STATUS\n", ErrorCode::kBadRequest},
         BadRequestCase{"v1 token " + std::string(255, 'a') + "@b\n",
                        ErrorCode::kBadRequest},
         BadRequestCase{"v1 token a@b\n" + std::string(1100, 'x'),
@@ -82,10 +90,10 @@ TEST(ProtocolRequest, AcceptsRequestExactlyAtTheLimit) {
 }
 
 TEST(ProtocolResponse, FormatsEachFormByteForByte) {
-  EXPECT_EQ(FormatResponse(Response{true, "tok", 1700000000, {}, ""}),
+  EXPECT_EQ(FormatResponse(Response{true, "tok", 1700000000, {}, "", ""}),
             "ok tok 1700000000\n");
-  EXPECT_EQ(FormatResponse(Response{true, "", 0, {}, ""}), "ok\n");
-  Response err{false, "", 0, ErrorCode::kNoAccount, "no account for a@b"};
+  EXPECT_EQ(FormatResponse(Response{true, "", 0, {}, "", ""}), "ok\n");
+  Response err{false, "", 0, ErrorCode::kNoAccount, "no account for a@b", ""};
   EXPECT_EQ(FormatResponse(err), "err no-account no account for a@b\n");
 }
 
@@ -118,8 +126,12 @@ TEST(ProtocolResponse, RefusesMalformedLines) {
 }
 
 TEST(ProtocolResponse, ErrorTextIsSanitizedAndBounded) {
-  Response err{false, "", 0, ErrorCode::kInternal,
-               "line\nbreak\x01" + std::string(20000, 'x')};
+  Response err{false,
+               "",
+               0,
+               ErrorCode::kInternal,
+               "line\nbreak\x01" + std::string(20000, 'x'),
+               ""};
   std::string line = FormatResponse(err);
   EXPECT_EQ(line.size(), kMaxResponseBytes);
   EXPECT_EQ(line.find('\n'), line.size() - 1);
@@ -128,12 +140,49 @@ TEST(ProtocolResponse, ErrorTextIsSanitizedAndBounded) {
 }
 
 TEST(ProtocolResponse, LongestTokenFitsInAResponse) {
-  Response ok{true, std::string(kMaxTokenBytes, 'T'), 4102444800, {}, ""};
+  Response ok{true, std::string(kMaxTokenBytes, 'T'), 4102444800, {}, "", ""};
   std::string line = FormatResponse(ok);
   EXPECT_LE(line.size(), kMaxResponseBytes);
   auto parsed = ParseResponse(line);
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->token.size(), kMaxTokenBytes);
+}
+
+// `ok-status` carries one line of JSON; the codec checks only its bytes.
+TEST(ProtocolStatus, FormatsAndParsesByteForByte) {
+  Response status;
+  status.ok = true;
+  status.status = R"({"accounts":[{"name":"relay","state":"healthy"}]})";
+  std::string line = FormatResponse(status);
+  EXPECT_EQ(line,
+            "ok-status {\"accounts\":[{\"name\":\"relay\","
+            "\"state\":\"healthy\"}]}\n");
+  auto parsed = ParseResponse(line);
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().text;
+  EXPECT_TRUE(parsed->ok);
+  EXPECT_TRUE(parsed->token.empty());
+  EXPECT_EQ(parsed->status, status.status);
+}
+
+TEST(ProtocolStatus, LargestStatusFitsAndLargerIsRefused) {
+  Response status;
+  status.ok = true;
+  status.status = std::string(kMaxStatusBytes, 'x');
+  std::string line = FormatResponse(status);
+  EXPECT_EQ(line.size(), kMaxResponseBytes);
+  EXPECT_TRUE(ParseResponse(line).has_value());
+
+  status.status += 'x';
+  EXPECT_TRUE(FormatResponse(status).starts_with("err internal "));
+  status.status = "{\"a\":\"line\nbreak\"}";
+  EXPECT_TRUE(FormatResponse(status).starts_with("err internal "));
+}
+
+TEST(ProtocolStatus, RefusesMalformedStatusLines) {
+  for (std::string line :
+       {"ok-status \n", "ok-status\n", "ok-status {\x01}\n", "ok-status{}\n"}) {
+    EXPECT_FALSE(ParseResponse(line).has_value()) << line;
+  }
 }
 
 }  // namespace
