@@ -212,6 +212,17 @@ class Standins:
         body = {"mode": mode, "reply": reply} if reply else {"mode": mode}
         self._control("POST", "/smtp/auth-mode", body)
 
+    def set_token_lifetime(self, seconds: int) -> None:
+        """expires_in of the access tokens issued from now on."""
+        self._control("POST", "/token/lifetime", {"seconds": seconds})
+
+    def set_token_listener(self, listening: bool,
+                           certificate: str = "trusted") -> None:
+        """Closes (connections refused) or reopens the token endpoint's
+        socket, with the test CA's certificate or an untrusted one."""
+        self._control("POST", "/token/listener",
+                      {"listening": listening, "certificate": certificate})
+
     def set_token_fault(self, fault: Optional[dict]) -> None:
         """Installs or (None) clears a token endpoint fault."""
         if fault is None:
@@ -256,10 +267,12 @@ class TokenHelper:
         self.umask: Optional[int] = None  # for `run`; None: inherited
 
     def write_config(self, standins: Standins,
-                     account: Optional[dict] = None) -> None:
+                     account: Optional[dict] = None,
+                     settings: Optional[dict] = None) -> None:
         """A configuration for one client-credentials account at the
         stand-in endpoint, trusting the stand-in CA; `account` (its
-        authority filled in) replaces that account when given."""
+        authority filled in) replaces that account when given, and
+        `settings` adds or replaces top-level keys (timeouts, log_level)."""
         secret = self.dir / "relay.secret"
         secret.write_text(CLIENT_SECRET)
         secret.chmod(0o600)
@@ -276,6 +289,7 @@ class TokenHelper:
                 "client_secret_file": str(secret)}]}
         if account is not None:
             config["accounts"] = [dict({"authority": authority}, **account)]
+        config.update(settings or {})
         self.config_path.write_text(json.dumps(config, indent=2) + "\n")
 
     def command(self, *args: str, config: Optional[pathlib.Path] = None,
@@ -287,8 +301,9 @@ class TokenHelper:
              str(config or self.config_path), *args],
             capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
-    def start(self) -> None:
-        """Starts `token-helper run` and waits for its socket."""
+    def start(self, run_args: tuple[str, ...] = ()) -> None:
+        """Starts `token-helper run [RUN_ARGS]` (e.g. "-v") and waits for
+        its socket."""
         log = open(self.dir / "helper.log", "ab")
         umask = self.umask
 
@@ -297,8 +312,8 @@ class TokenHelper:
             if umask is not None:
                 os.umask(umask)
         self.proc = subprocess.Popen(
-            [str(helper_path()), "--config", str(self.config_path), "run"],
-            stdout=log, stderr=log, preexec_fn=prepare)
+            [str(helper_path()), "--config", str(self.config_path), "run",
+             *run_args], stdout=log, stderr=log, preexec_fn=prepare)
         log.close()
 
         def listening():
@@ -424,11 +439,14 @@ class PostfixInstance:
         shutil.chown(self.data, "postfix")
 
     def configure(self, relay_port: int, ca_file: str,
-                  sasl_passwd: Optional[str] = None) -> None:
+                  sasl_passwd: Optional[str] = None,
+                  main_cf_extra: Optional[list[str]] = None) -> None:
         """Writes main.cf, master.cf, sasl_passwd(.db) and the status
         filter, all derived from postfix-examples/. `sasl_passwd` replaces
         the example's entry line when given ("" for no entry; "{relay}"
-        in it stands for this instance's relayhost)."""
+        in it stands for this instance's relayhost). `main_cf_extra`
+        lines (e.g. short retry timers) go after the instance's own
+        directories; they must not set a parameter of the snippet."""
         relay = f"[127.0.0.1]:{relay_port}"
         for name in ("smtp_dsn_filter", "sasl_passwd"):
             shutil.copyfile(EXAMPLES / name, self.conf / name)
@@ -453,7 +471,9 @@ class PostfixInstance:
                 + f" SASL_PATH={plugin_path().parent}"),
         }
         main_cf = build_main_cf((EXAMPLES / "main.cf.snippet").read_text(),
-                                changes, self._instance_lines())
+                                changes,
+                                self._instance_lines() + (main_cf_extra
+                                                          or []))
         (self.conf / "main.cf").write_text(main_cf)
         (self.conf / "master.cf").write_text(MASTER_CF)
         self._run("postmap", f"hash:{self.conf / 'sasl_passwd'}")
@@ -609,17 +629,23 @@ class RelayEnvironment:
     def start(self, helper: bool = True,
               sasl_passwd: Optional[str] = None,
               standin_config: Optional[dict] = None,
-              account: Optional[dict] = None) -> None:
+              account: Optional[dict] = None,
+              helper_settings: Optional[dict] = None,
+              helper_args: tuple[str, ...] = (),
+              main_cf_extra: Optional[list[str]] = None) -> None:
         """Starts the stand-ins, (optionally) the helper, then Postfix.
         `standin_config` replaces the stand-ins' registrations and
-        `account` the helper's account (see Standins.start and
-        TokenHelper.write_config)."""
+        `account` the helper's account, `helper_settings` adds top-level
+        helper settings, `helper_args` goes after `run`, and
+        `main_cf_extra` adds main.cf lines (see Standins.start,
+        TokenHelper.write_config and PostfixInstance.configure)."""
         self.standins.start(standin_config)
-        self.helper.write_config(self.standins, account)
+        self.helper.write_config(self.standins, account, helper_settings)
         self.postfix.configure(self.standins.ready["smtp_port"],
-                               self.standins.ready["ca_file"], sasl_passwd)
+                               self.standins.ready["ca_file"], sasl_passwd,
+                               main_cf_extra)
         if helper:
-            self.helper.start()
+            self.helper.start(helper_args)
         self.postfix.start()
 
     def close(self) -> None:

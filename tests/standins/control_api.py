@@ -18,7 +18,21 @@ What it is for: tests switch fault modes and read what the stand-ins saw.
                             "invalid_grant", "code": 70043, "message": "...",
                             "suberror": "token_expired"}, "count": N}
                            without "count" the fault stays until cleared
+                           extra keys for the fault tests: "label" (hits
+                           are counted per label in /state
+                           token_fault_hits), "hang": true (accept, never
+                           answer until cleared or "hang_max_seconds",
+                           then hang up), "delay_seconds": S (answer S
+                           seconds late; alone: a slow normal answer)
     DELETE /token/fault    clear the fault
+    POST /token/lifetime   {"seconds": N}: expires_in of tokens issued
+                           from now on
+    POST /token/listener   {"listening": false}: close the endpoint's
+                           socket (connection refused);
+                           {"listening": true, "certificate": "trusted" |
+                           "untrusted"}: listen again on the same port,
+                           with the test CA's certificate or one from a
+                           CA nobody trusts
     POST /device/approve   {"user_code": "...", "mailbox": "..."}: the user
                            signs in; the next poll gets tokens for mailbox
     POST /device/decline   {"user_code": "..."}: authorization_declined
@@ -67,7 +81,11 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         """Reads the recordings."""
         if self.path == "/state":
-            self._reply(200, self.server.state.snapshot())
+            snapshot = self.server.state.snapshot()
+            if self.server.token_listener is not None:
+                snapshot["token_listener"] = (
+                    self.server.token_listener.describe())
+            self._reply(200, snapshot)
         else:
             self._reply(404, {"error": f"no such resource {self.path}"})
 
@@ -80,6 +98,10 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 state.set_smtp_auth_mode(body)
             elif self.path == "/token/fault":
                 state.set_token_fault(body)
+            elif self.path == "/token/lifetime":
+                state.set_token_lifetime(int(body["seconds"]))
+            elif self.path == "/token/listener":
+                self._switch_listener(body)
             elif self.path.startswith("/device/"):
                 action = self.path.removeprefix("/device/")
                 state.devices.act(action.replace("-", "_"),
@@ -89,10 +111,20 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
             else:
                 self._reply(404, {"error": f"no such resource {self.path}"})
                 return
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, KeyError) as err:
             self._reply(400, {"error": str(err)})
             return
         self._reply(200, {"ok": True})
+
+    def _switch_listener(self, body: dict) -> None:
+        """Closes or (re)opens the token endpoint's listening socket."""
+        listener = self.server.token_listener
+        if listener is None:
+            raise ValueError("this control server has no token listener")
+        if body.get("listening", True):
+            listener.start(str(body.get("certificate", "trusted")))
+        else:
+            listener.stop()
 
     def do_DELETE(self) -> None:  # noqa: N802 (http.server API)
         """Clears the token endpoint fault."""
@@ -104,10 +136,14 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
 
 
 def make_control_server(
-        state: StandinState) -> http.server.ThreadingHTTPServer:
-    """A listening (not yet serving) control server on 127.0.0.1."""
+        state: StandinState,
+        token_listener=None) -> http.server.ThreadingHTTPServer:
+    """A listening (not yet serving) control server on 127.0.0.1;
+    `token_listener` (token_endpoint.TokenListener) enables
+    /token/listener."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                              ControlHandler)
     server.daemon_threads = True
     server.state = state
+    server.token_listener = token_listener
     return server

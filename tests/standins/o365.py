@@ -22,7 +22,8 @@ sends as relay@example.com) and one public app with the refresh token
 (see DEFAULT_CONFIG; the format is documented in standin_state.py).
 
 Threads: the main thread runs the asyncio loop of the SMTP server; the
-token endpoint and the control API each run serve_forever() in a daemon
+token endpoint (owned by a TokenListener, which the control API may close
+and reopen) and the control API each run serve_forever() in a daemon
 thread and spawn one thread per request.
 
 What it deliberately does not do: listen on anything but 127.0.0.1, or
@@ -45,7 +46,7 @@ from control_api import make_control_server  # noqa: E402
 from smtp_submission import make_smtp_factory  # noqa: E402
 from standin_ca import make_test_pki  # noqa: E402
 from standin_state import StandinState  # noqa: E402
-from token_endpoint import make_token_server  # noqa: E402
+from token_endpoint import TokenListener  # noqa: E402
 
 DEFAULT_CONFIG = {
     "token_lifetime_seconds": 3599,
@@ -74,6 +75,16 @@ def _write_ready(state_dir: pathlib.Path, ready: dict) -> None:
     os.replace(tmp, state_dir / "ready.json")
 
 
+def _untrusted_pki(state_dir: pathlib.Path) -> tuple[str, str]:
+    """A server certificate for 127.0.0.1 from a second, throw-away CA
+    that no client was told to trust (made on first use)."""
+    directory = state_dir / "untrusted"
+    if not (directory / "server.key").exists():
+        directory.mkdir(exist_ok=True)
+        make_test_pki(directory)
+    return str(directory / "server.pem"), str(directory / "server.key")
+
+
 def _serve_in_thread(server) -> threading.Thread:
     """Runs an http.server's serve_forever() in a daemon thread."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -85,22 +96,23 @@ async def _run(state_dir: pathlib.Path, config: dict) -> None:
     """Starts the three servers, announces them, waits for a signal."""
     pki = make_test_pki(state_dir)
     state = StandinState(config, state_dir)
-    token_server = make_token_server(state, str(pki.cert_file),
-                                     str(pki.key_file))
-    control_server = make_control_server(state)
+    token_listener = TokenListener(state, {
+        "trusted": lambda: (str(pki.cert_file), str(pki.key_file)),
+        "untrusted": lambda: _untrusted_pki(state_dir)})
+    token_listener.start()
+    control_server = make_control_server(state, token_listener)
     loop = asyncio.get_running_loop()
     smtp_server = await loop.create_server(
         make_smtp_factory(state, str(pki.cert_file), str(pki.key_file),
                           loop), host="127.0.0.1", port=0)
-    for server in (token_server, control_server):
-        _serve_in_thread(server)
+    _serve_in_thread(control_server)
 
     # Announce the ports; then sleep until SIGTERM/SIGINT.
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     _write_ready(state_dir, {
-        "token_port": token_server.server_address[1],
+        "token_port": token_listener.port,
         "smtp_port": smtp_server.sockets[0].getsockname()[1],
         "control_port": control_server.server_address[1],
         "ca_file": str(pki.ca_file), "pid": os.getpid()})
@@ -109,9 +121,9 @@ async def _run(state_dir: pathlib.Path, config: dict) -> None:
     # Shut down in reverse order and withdraw the announcement.
     (state_dir / "ready.json").unlink(missing_ok=True)
     smtp_server.close()
-    for server in (token_server, control_server):
-        server.shutdown()
-        server.server_close()
+    token_listener.stop()
+    control_server.shutdown()
+    control_server.server_close()
 
 
 def main() -> int:

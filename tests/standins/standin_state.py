@@ -32,6 +32,12 @@ credentials a token may send as every mailbox in "send_as"; a refresh token
 is bound to one mailbox and every refresh token the endpoint hands out
 inherits that binding.
 
+Fault bookkeeping for the fault tests (tests/faults): every injected token
+fault that is used counts under its "label" (token_fault_hits), token
+requests in progress are counted (token_requests_in_flight), failed TLS
+handshakes on the token endpoint are recorded (tls_failures), and the
+lifetime of tokens issued from now on can be changed at run time.
+
 What it deliberately does not do: persist anything between runs or
 expire refresh tokens.
 
@@ -146,6 +152,10 @@ class StandinState:
         self.messages_dir.mkdir(parents=True, exist_ok=True)
         self._smtp_auth_mode: dict = {"mode": "accept"}
         self._token_fault: Optional[dict] = None
+        self._fault_changed = threading.Condition(self._lock)
+        self._fault_hits: dict[str, int] = {}
+        self._in_flight = 0
+        self._tls_failures: list[dict] = []
         self.jtis = JtiRegistry()
         self.devices = DeviceFlows(DeviceSettings.from_config(config))
         self._assertions: list[dict] = []
@@ -194,7 +204,44 @@ class StandinState:
                 fault["count"] -= 1
                 if fault["count"] <= 0:
                     self._token_fault = None
+                    self._fault_changed.notify_all()
+            if fault is not None:
+                label = str(fault.get("label", "unlabelled"))
+                self._fault_hits[label] = self._fault_hits.get(label, 0) + 1
+                fault = dict(fault)
             return fault
+
+    def wait_fault_cleared(self, label: str, timeout: float) -> bool:
+        """Blocks until no fault labelled `label` is installed (True) or
+        `timeout` seconds pass (False); how a hanging answer ends."""
+        def cleared() -> bool:
+            fault = self._token_fault
+            return fault is None or fault.get("label") != label
+        with self._fault_changed:
+            return self._fault_changed.wait_for(cleared, timeout)
+
+    def token_request_started(self) -> None:
+        """Counts a token request whose answer is not yet written."""
+        with self._lock:
+            self._in_flight += 1
+
+    def token_request_finished(self) -> None:
+        """Uncounts it again (answered, hung up or failed)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    def record_tls_failure(self, reason: str) -> None:
+        """Keeps one failed TLS handshake on the token endpoint."""
+        with self._lock:
+            self._tls_failures.append({"time": time.time(),
+                                       "reason": reason})
+
+    def set_token_lifetime(self, seconds: int) -> None:
+        """The lifetime (expires_in) of access tokens issued from now on."""
+        if not 1 <= seconds <= 86400:
+            raise ValueError("seconds must be 1..86400")
+        with self._lock:
+            self.token_lifetime = seconds
 
     # --- SMTP server ----------------------------------------------------
 
@@ -266,6 +313,7 @@ class StandinState:
         """Installs (or with None clears) a token endpoint fault."""
         with self._lock:
             self._token_fault = dict(fault) if fault else None
+            self._fault_changed.notify_all()
 
     def snapshot(self) -> dict:
         """Copies of the recordings, for the control API."""
@@ -276,4 +324,8 @@ class StandinState:
                 "device_codes": self.devices.snapshot(),
                 "smtp_sessions": self._smtp_sessions,
                 "smtp_auth_mode": self._smtp_auth_mode,
-                "token_fault": self._token_fault}))
+                "token_fault": self._token_fault,
+                "token_fault_hits": self._fault_hits,
+                "token_requests_in_flight": self._in_flight,
+                "tls_failures": self._tls_failures,
+                "token_lifetime_seconds": self.token_lifetime}))

@@ -14,7 +14,15 @@ outcome of each client assertion check.
 Main types: TokenRequestHandler (one per request, run by a thread of
 http.server.ThreadingHTTPServer) and AadError (an error answer in the
 making). make_token_server() builds the listening server; the caller owns
-the thread that runs serve_forever().
+the thread that runs serve_forever(). TokenListener owns such a server and
+its thread and can close the listening socket (clients get connection
+refused) and open it again on the same port, with the test CA's
+certificate or with one from a second CA that clients do not trust.
+
+Injected faults beyond a canned answer (control_api.py): "hang" accepts
+the request and never answers until the fault is cleared (at most
+hang_max_seconds), then hangs up; "delay_seconds" alone makes a slow but
+otherwise normal answer.
 
 What it deliberately does not do: id_tokens, throttling by itself
 (faults are injected through the control API instead), assertions on the
@@ -31,6 +39,7 @@ import http.server
 import json
 import re
 import ssl
+import threading
 import time
 import urllib.parse
 import uuid
@@ -369,6 +378,28 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
         return status
 
     def do_POST(self) -> None:  # noqa: N802 (http.server API)
+        """Answers one token request and records it; counted as in flight
+        until then."""
+        self.server.state.token_request_started()
+        try:
+            self._serve_post()
+        finally:
+            self.server.state.token_request_finished()
+
+    def _hold(self, fault: dict) -> Optional[dict]:
+        """Plays the timing part of a fault: sleeps delay_seconds, or for
+        a hang waits until the fault is cleared. Returns the fault still
+        to answer with (None: answer normally)."""
+        time.sleep(float(fault.get("delay_seconds", 0)))
+        if fault.get("hang"):
+            self.server.state.wait_fault_cleared(
+                str(fault.get("label", "unlabelled")),
+                float(fault.get("hang_max_seconds", 60)))
+            return fault
+        canned = ("status", "body", "aad_error")
+        return fault if any(key in fault for key in canned) else None
+
+    def _serve_post(self) -> None:
         """Answers one token request and records it."""
         raw, form = self._read_form()
         correlation_id = (self.headers.get("client-request-id")
@@ -379,9 +410,16 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
 
         # An injected fault wins over everything, as an outage would.
         fault = self.server.state.take_token_fault()
+        if fault is not None:
+            record["fault"] = str(fault.get("label", "unlabelled"))
+            fault = self._hold(fault)
         path = urllib.parse.urlsplit(self.path).path
         match = _TOKEN_PATH.match(path) or _DEVICE_PATH.match(path)
-        if fault is not None:
+        if fault is not None and fault.get("hang"):
+            # Hang up without a word, as a dead upstream behind a proxy.
+            record["status"] = "hung-up"
+            self.close_connection = True
+        elif fault is not None:
             record["status"] = self._send_fault(fault, correlation_id)
         elif match is None:
             record["status"] = 404
@@ -428,8 +466,9 @@ class _TlsThreadingServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, state: StandinState, context: ssl.SSLContext):
-        super().__init__(("127.0.0.1", 0), TokenRequestHandler)
+    def __init__(self, state: StandinState, context: ssl.SSLContext,
+                 port: int = 0):
+        super().__init__(("127.0.0.1", port), TokenRequestHandler)
         self.state = state
         self.socket = context.wrap_socket(self.socket, server_side=True,
                                           do_handshake_on_connect=False)
@@ -439,14 +478,73 @@ class _TlsThreadingServer(http.server.ThreadingHTTPServer):
         request.settimeout(TokenRequestHandler.timeout)
         try:
             request.do_handshake()
-        except (ssl.SSLError, OSError):
+        except (ssl.SSLError, OSError) as err:
+            self.state.record_tls_failure(str(err))
             return
         super().finish_request(request, client_address)
 
 
-def make_token_server(state: StandinState, cert_file: str,
-                      key_file: str) -> http.server.ThreadingHTTPServer:
-    """A listening (not yet serving) HTTPS token endpoint on 127.0.0.1."""
+def _server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server-side TLS context with one certificate."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
-    return _TlsThreadingServer(state, context)
+    return context
+
+
+def make_token_server(state: StandinState, cert_file: str, key_file: str,
+                      port: int = 0) -> http.server.ThreadingHTTPServer:
+    """A listening (not yet serving) HTTPS token endpoint on 127.0.0.1."""
+    return _TlsThreadingServer(state, _server_context(cert_file, key_file),
+                               port)
+
+
+class TokenListener:
+    """The token endpoint's listening socket and serving thread, which the
+    control API can close and reopen (same port) with either certificate.
+
+    `certificates` maps a name ("trusted", "untrusted") to a function
+    returning (cert_file, key_file); it is called on first use, so the
+    second CA is only made when a test asks for it. Methods are called
+    from control API threads; one lock keeps them in order."""
+
+    def __init__(self, state: StandinState, certificates: dict):
+        self.state = state
+        self._certificates = certificates
+        self._lock = threading.Lock()
+        self._server: Optional[http.server.ThreadingHTTPServer] = None
+        self.port = 0
+        self.certificate = ""
+
+    def start(self, certificate: str = "trusted") -> None:
+        """Listens (again) on the same port, serving `certificate`."""
+        if certificate not in self._certificates:
+            raise ValueError("certificate must be one of "
+                             f"{sorted(self._certificates)}")
+        with self._lock:
+            self._close()
+            cert_file, key_file = self._certificates[certificate]()
+            self._server = make_token_server(self.state, cert_file, key_file,
+                                             self.port)
+            self.port = self._server.server_address[1]
+            self.certificate = certificate
+            threading.Thread(target=self._server.serve_forever,
+                             daemon=True).start()
+
+    def stop(self) -> None:
+        """Closes the listening socket: new connections are refused.
+        Requests already accepted finish on their own threads."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        """Stops serving and closes the socket, if open."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def describe(self) -> dict:
+        """Whether it listens and with which certificate."""
+        with self._lock:
+            return {"listening": self._server is not None,
+                    "certificate": self.certificate, "port": self.port}
