@@ -148,8 +148,11 @@ std::expected<void, Failure> Connect(const Call& call) {
   return {};
 }
 
-// Sends all of `data` within the deadline, never raising SIGPIPE.
-std::expected<void, Failure> SendAll(const Call& call, std::string_view data) {
+// Sends all of `data` within the deadline, never raising SIGPIPE. On a
+// send error `send_errno` holds its errno.
+std::expected<void, Failure> SendAll(const Call& call, std::string_view data,
+                                     int& send_errno) {
+  send_errno = 0;
   while (!data.empty()) {
     if (!WaitFor(call, POLLOUT)) {
       return std::unexpected(Timeout(call.endpoint));
@@ -158,10 +161,11 @@ std::expected<void, Failure> SendAll(const Call& call, std::string_view data) {
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (n < 0) {
+      send_errno = errno;
       return std::unexpected(
           Warn(SASL_UNAVAIL, "cannot send to token-helper on " +
                                  Where(call.endpoint) + ": " +
-                                 std::strerror(errno)));
+                                 std::strerror(send_errno)));
     }
     data.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -216,6 +220,24 @@ std::expected<std::string, Failure> ReadLine(const Call& call) {
   return line;
 }
 
+// Sends `request` and reads the answer line. A helper that refuses a
+// connection (too many connections) may answer and close before it reads
+// the request, so the send fails with EPIPE or ECONNRESET: its answer is
+// then still read, and only when there is none is the send error given.
+std::expected<std::string, Failure> ExchangeOn(const Call& call,
+                                               std::string_view request) {
+  int send_errno = 0;
+  auto sent = SendAll(call, request, send_errno);
+  if (sent)
+    return ReadLine(call);
+  if (send_errno != EPIPE && send_errno != ECONNRESET)
+    return std::unexpected(sent.error());
+  auto answer = ReadLine(call);
+  if (!answer)
+    return std::unexpected(sent.error());
+  return answer;
+}
+
 // Sends `request`, reads the answer and parses it. The raw line is wiped.
 std::expected<protocol::Response, Failure> Ask(const HelperEndpoint& endpoint,
                                                std::string_view request) {
@@ -245,9 +267,14 @@ std::expected<std::string, Failure> RoundTrip(const HelperEndpoint& endpoint,
 
   if (auto ok = Connect(call); !ok)
     return std::unexpected(ok.error());
-  if (auto ok = SendAll(call, request); !ok)
-    return std::unexpected(ok.error());
-  return ReadLine(call);
+  return ExchangeOn(call, request);
+}
+
+std::expected<std::string, Failure> ExchangeOnSocket(
+    const HelperEndpoint& endpoint, int fd, std::string_view request) {
+  Clock::time_point deadline =
+      Clock::now() + std::chrono::milliseconds(endpoint.timeout_ms);
+  return ExchangeOn(Call{endpoint, fd, deadline}, request);
 }
 
 std::expected<FetchedToken, Failure> FetchToken(const HelperEndpoint& endpoint,

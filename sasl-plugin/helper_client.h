@@ -46,6 +46,14 @@ struct FetchedToken {
 std::expected<std::string, Failure> RoundTrip(const HelperEndpoint& endpoint,
                                               std::string_view request);
 
+// The part of RoundTrip after connect(2), on the connected non-blocking
+// socket `fd` (not closed here), within endpoint.timeout_ms. When the
+// helper answered and closed before reading (send fails with EPIPE or
+// ECONNRESET), the answer it left is still read and returned; the send
+// error is returned only when there is none. Exposed for tests.
+std::expected<std::string, Failure> ExchangeOnSocket(
+    const HelperEndpoint& endpoint, int fd, std::string_view request);
+
 // Asks for a current access token for `mailbox` (`v1 token MAILBOX`).
 std::expected<FetchedToken, Failure> FetchToken(const HelperEndpoint& endpoint,
                                                 std::string_view mailbox);

@@ -78,7 +78,8 @@ std::expected<X509*, KeyMaterialError> ReadCertificate(
   auto fail = [](std::string message) {
     return std::unexpected(KeyMaterialError{"certificate_file", message});
   };
-  auto text = ReadSecretFile(path);
+  // A certificate is public: no access check, unlike the private key.
+  auto text = ReadSecretFile(path, kMaxSecretFileBytes, FileAccess::kPublic);
   if (!text)
     return fail(text.error());
   BioPtr bio = MemoryBio(text->Reveal());

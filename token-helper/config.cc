@@ -20,12 +20,10 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
-#include <sstream>
 
 #include "protocol.h"
 #include "secret_file.h"
@@ -459,6 +457,7 @@ Status ReadClientSecret(const Where& where, const json& object, Account& out) {
       ReadString(where, object, "client_secret", inline_secret, false));
   if (!inline_secret.empty()) {
     out.client_secret = Secret(std::move(inline_secret));
+    out.client_secret_inline = true;
     return {};
   }
 
@@ -877,35 +876,124 @@ std::expected<Config, std::string> ParseConfig(std::string_view text,
   }
 }
 
-std::expected<Config, std::string> LoadConfig(const std::string& path,
-                                              ConfigUse use) {
+namespace {
+
+// The configuration file's text and the status of it and its directory.
+struct ConfigFile {
+  std::string abs_path;
+  std::string text;
+  OpenedFile stats;
+};
+
+// `path` made absolute and normal, for every message.
+std::string AbsolutePath(const std::string& path) {
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);
-  std::string abs_path = ec ? path : abs.lexically_normal().string();
+  return ec ? path : abs.lexically_normal().string();
+}
 
-  // Bound the size before reading so a wrong path (a log file, a device)
-  // fails fast with a clear message.
-  struct stat info {};
-  if (stat(abs_path.c_str(), &info) != 0) {
+// Reads at most kMaxConfigBytes from `fd` into `out`; false on a read error
+// or when the file is larger.
+bool ReadBounded(int fd, std::string& out) {
+  char buffer[8192];
+  while (out.size() <= kMaxConfigBytes) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return false;
+    if (n == 0)
+      return true;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  return false;
+}
+
+// Opens and reads the configuration file, keeping its fstat status.
+std::expected<ConfigFile, std::string> ReadConfigFile(const std::string& path) {
+  ConfigFile file;
+  file.abs_path = AbsolutePath(path);
+  auto opened = OpenFileAndDirectory(file.abs_path);
+  if (!opened) {
     return std::unexpected(
-        abs_path + ": cannot read the configuration: " + std::strerror(errno) +
+        file.abs_path + ": cannot read the configuration: " + opened.error() +
         "; create it or pass --config PATH");
   }
-  if (!S_ISREG(info.st_mode) ||
-      static_cast<std::size_t>(info.st_size) > kMaxConfigBytes) {
-    return std::unexpected(abs_path +
-                           ": is not a regular file of at most 1 MiB; is "
-                           "this the configuration file?");
-  }
+  file.stats = *opened;
 
-  std::ifstream in(abs_path, std::ios::binary);
-  std::ostringstream content;
-  if (in.is_open() && info.st_size > 0)
-    content << in.rdbuf();
-  if (!in.is_open() || in.bad()) {
-    return std::unexpected(abs_path + ": cannot read the configuration");
+  // Bound the size so a wrong path (a log file, a device) fails fast.
+  std::string too_big = file.abs_path +
+                        ": is not a regular file of at most 1 MiB; is this "
+                        "the configuration file?";
+  if (!S_ISREG(file.stats.file.st_mode) ||
+      static_cast<std::size_t>(file.stats.file.st_size) > kMaxConfigBytes) {
+    close(file.stats.fd);
+    return std::unexpected(too_big);
   }
-  return ParseConfig(content.str(), abs_path, use);
+  bool read_ok = ReadBounded(file.stats.fd, file.text);
+  int error = errno;
+  close(file.stats.fd);
+  file.stats.fd = -1;
+  if (!read_ok && file.text.size() > kMaxConfigBytes)
+    return std::unexpected(too_big);
+  if (!read_ok) {
+    return std::unexpected(file.abs_path + ": cannot read the configuration: " +
+                           std::strerror(error));
+  }
+  return file;
+}
+
+}  // namespace
+
+std::expected<Config, std::string> LoadConfig(const std::string& path,
+                                              ConfigUse use) {
+  auto file = ReadConfigFile(path);
+  if (!file)
+    return std::unexpected(file.error());
+  auto config = ParseConfig(file->text, file->abs_path, use);
+  if (!config)
+    return config;
+
+  // A configuration holding an inline client_secret is itself a secret.
+  bool holds_secret = std::ranges::any_of(
+      config->accounts,
+      [](const Account& account) { return account.client_secret_inline; });
+  if (holds_secret) {
+    auto checked = CheckPrivateFile(file->abs_path, file->stats.file,
+                                    file->stats.dir, geteuid());
+    if (!checked) {
+      return std::unexpected(file->abs_path +
+                             ": holds an inline client_secret; " +
+                             checked.error());
+    }
+  }
+  return config;
+}
+
+std::expected<std::string, std::string> LoadSocketPath(
+    const std::string& path) {
+  auto file = ReadConfigFile(path);
+  if (!file)
+    return std::unexpected(file.error());
+  json root;
+  try {
+    root = json::parse(file->text, nullptr, true, true);
+  } catch (const json::parse_error& error) {
+    return std::unexpected(
+        SyntaxErrorPosition(file->text, error.byte, file->abs_path) +
+        ": syntax error: " + SyntaxDetail(error.what()));
+  } catch (const std::exception& error) {
+    return std::unexpected(file->abs_path + ": cannot parse: " + error.what());
+  }
+  if (!root.is_object()) {
+    return std::unexpected(file->abs_path +
+                           ": the top level must be a JSON object ({ ... })");
+  }
+  std::string socket = XOAUTH2_DEFAULT_SOCKET;
+  auto read = ReadSocket(Where{file->abs_path, ""}, root, socket);
+  if (!read)
+    return std::unexpected(read.error());
+  return socket;
 }
 
 }  // namespace xoauth2::helper

@@ -11,7 +11,10 @@
 // carry "path:line:column:". Values left from the shipped examples
 // ("REPLACE-WITH-...", the all-zero GUID) are refused by name.
 //
-// Client secret files are read here (so `check` proves they are readable);
+// Client secret files are read here (so `check` proves they are readable
+// and kept from other users: secret_file.h's access rule, which also
+// applies to private keys, refresh token files and to this file itself
+// when it holds an inline client_secret);
 // so are certificate credentials (certificate_file and private_key_file,
 // loaded and cross-checked by client_assertion.h and then kept in memory).
 // Refresh token files are only checked here (not at all for ConfigUse::
@@ -86,9 +89,10 @@ struct Account {
   std::string tenant;  // GUID, domain, organizations/...; empty for Google
   std::string client_id;
   Grant grant = Grant::kClientCredentials;
-  Secret client_secret;          // empty for a public client or a certificate
-  std::string certificate_file;  // absolute; certificate credential only
-  std::string private_key_file;  // absolute; certificate credential only
+  Secret client_secret;  // empty for a public client or a certificate
+  bool client_secret_inline = false;  // set in the file, not client_secret_file
+  std::string certificate_file;       // absolute; certificate credential only
+  std::string private_key_file;       // absolute; certificate credential only
   std::shared_ptr<const ClientCertificate> certificate;  // loaded, checked
   AssertionAlg assertion_alg = AssertionAlg::kPs256;
   std::string refresh_token_file;  // absolute; refresh_token grant only
@@ -139,6 +143,11 @@ std::string DefaultScope(Cloud cloud, Grant grant);
 // Reads and validates the file at `path` (made absolute first).
 std::expected<Config, std::string> LoadConfig(
     const std::string& path, ConfigUse use = ConfigUse::kServe);
+
+// Reads only the "socket" setting of the file at `path` (the default
+// socket when it has none): what `token` and `status` need, so that they
+// work for any user who may read the file, without touching secrets.
+std::expected<std::string, std::string> LoadSocketPath(const std::string& path);
 
 // Validates `text`, the content of the file whose absolute path is
 // `abs_path` (used in every message).

@@ -10,6 +10,7 @@
 #include "daemon.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "reply_server.h"
 #include "reply_watcher.h"
+#include "secret_file.h"
 #include "token_endpoint.h"
 
 namespace xoauth2::helper {
@@ -145,7 +147,10 @@ int RunDaemon(const Config& config) {
       {{"version", XOAUTH2_VERSION},
        {"config", config.path},
        {"socket", config.socket},
+       {"socket_mode", ModeText(server.socket_mode())},
+       {"dir_mode", ModeText(server.dir_mode())},
        {"reply_socket", reply_path},
+       {"euid", geteuid()},
        {"accounts", config.accounts.size()}});
 
   int signal_number = 0;

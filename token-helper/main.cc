@@ -11,12 +11,15 @@
 // sign-in, grant_device_code.h) prints the sign-in instructions and where
 // the refresh token was stored, never a token. `status` asks the running
 // daemon for every account's state and prints a table (or the JSON line).
+// `token` and `status` read only the configuration's "socket" (or take
+// --socket), never a secret, so the postfix user can run them.
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <ctime>
 #include <iostream>
+#include <optional>
 
 #include "account_status.h"
 #include "config.h"
@@ -115,16 +118,31 @@ std::string IsoTime(std::int64_t unix_seconds) {
   return text;
 }
 
-// `token MAILBOX`: ask the running helper, print expiry and hash only.
-int Token(const std::string& path, const std::string& mailbox) {
-  auto config = LoadConfig(path);
-  if (!config) {
-    std::cerr << config.error() << "\n";
-    return kExitConfig;
+// The socket to ask: --socket when given, else the configuration's
+// "socket" (nothing else of the file is read, so no secret is needed).
+std::optional<std::string> SocketToAsk(const std::string& config_path,
+                                       const std::string& socket_option) {
+  if (!socket_option.empty())
+    return socket_option;
+  auto socket = LoadSocketPath(config_path);
+  if (!socket) {
+    std::cerr << socket.error()
+              << " (token and status need only the socket path: pass "
+                 "--socket PATH to skip the configuration)\n";
+    return std::nullopt;
   }
+  return *socket;
+}
+
+// `token MAILBOX`: ask the running helper, print expiry and hash only.
+int Token(const std::string& path, const std::string& socket_option,
+          const std::string& mailbox) {
+  auto socket = SocketToAsk(path, socket_option);
+  if (!socket)
+    return kExitConfig;
   xoauth2::protocol::Request request{
       xoauth2::protocol::Verb::kToken, mailbox, {}};
-  auto response = AskHelper(config->socket, request, std::chrono::seconds(6));
+  auto response = AskHelper(*socket, request, std::chrono::seconds(6));
   if (!response) {
     std::cerr << "token-helper: " << response.error()
               << "; is `token-helper run` running?\n";
@@ -145,14 +163,13 @@ int Token(const std::string& path, const std::string& mailbox) {
 }
 
 // `status`: ask the running helper for every account's state.
-int Status(const std::string& path, bool as_json) {
-  auto config = LoadConfig(path);
-  if (!config) {
-    std::cerr << config.error() << "\n";
+int Status(const std::string& path, const std::string& socket_option,
+           bool as_json) {
+  auto socket = SocketToAsk(path, socket_option);
+  if (!socket)
     return kExitConfig;
-  }
   xoauth2::protocol::Request request{xoauth2::protocol::Verb::kStatus, {}, {}};
-  auto response = AskHelper(config->socket, request, std::chrono::seconds(6));
+  auto response = AskHelper(*socket, request, std::chrono::seconds(6));
   if (!response) {
     std::cerr << "token-helper: " << response.error()
               << "; is `token-helper run` running?\n";
@@ -199,6 +216,7 @@ struct Invocation {
   std::string mailbox;  // `token`
   std::string account;  // `authorize`
   bool json = false;    // `status --json`
+  std::string socket;   // `token`, `status`: overrides the configuration
 };
 
 // Declares the options and subcommands of `app`, filling `args`.
@@ -209,15 +227,21 @@ void DefineCommands(CLI::App& app, Invocation& args) {
   run->add_flag("--syslog", args.syslog, "also log to syslog (facility mail)");
   run->add_flag("-v,--verbose", args.verbose, "log debug events too");
   app.add_subcommand("check", "validate the configuration");
-  app.add_subcommand("token",
-                     "ask the running helper for MAILBOX's token; prints its "
-                     "expiry and hash, never the token")
-      ->add_option("MAILBOX", args.mailbox, "the mailbox")
-      ->required();
-  app.add_subcommand("status",
-                     "ask the running helper for every account's state: "
-                     "token expiry, next refresh, last error; never a token")
-      ->add_flag("--json", args.json, "print the helper's JSON line");
+  const char* socket_help =
+      "the helper's socket; without it the configuration's \"socket\" is "
+      "used (no other part of the file is read)";
+  auto* token = app.add_subcommand(
+      "token",
+      "ask the running helper for MAILBOX's token; prints its "
+      "expiry and hash, never the token");
+  token->add_option("MAILBOX", args.mailbox, "the mailbox")->required();
+  token->add_option("--socket", args.socket, socket_help);
+  auto* status = app.add_subcommand(
+      "status",
+      "ask the running helper for every account's state: "
+      "token expiry, next refresh, last error; never a token");
+  status->add_flag("--json", args.json, "print the helper's JSON line");
+  status->add_option("--socket", args.socket, socket_help);
   app.add_subcommand("authorize",
                      "first sign-in (device code) of a refresh_token "
                      "account; stores its refresh token in "
@@ -251,6 +275,6 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("authorize"))
     return Authorize(args.config_path, args.account);
   if (app.got_subcommand("status"))
-    return Status(args.config_path, args.json);
-  return Token(args.config_path, args.mailbox);
+    return Status(args.config_path, args.socket, args.json);
+  return Token(args.config_path, args.socket, args.mailbox);
 }

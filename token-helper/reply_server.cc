@@ -41,18 +41,14 @@ std::string ErrnoText() {
   return std::strerror(errno);
 }
 
-// True when the peer may use the socket; logs refusals.
-bool Admit(const AccessPolicy& policy, const PeerCredentials& peer) {
+// True when the peer may use the socket; `denials` logs refusals.
+bool Admit(const AccessPolicy& policy, const PeerCredentials& peer,
+           DenialLog& denials) {
   if (IsPeerAllowed(policy, peer, {}) ||
       IsPeerAllowed(policy, peer, GroupsOfUser(peer.uid))) {
     return true;
   }
-  Log(LogLevel::kWarn, "peer_denied",
-      {{"socket", "reply"},
-       {"uid", peer.uid},
-       {"gid", peer.gid},
-       {"pid", peer.pid},
-       {"fix", "add the user to allowed_users or a group to allowed_groups"}});
+  denials.Denied(peer, DenialLog::Clock::now());
   return false;
 }
 
@@ -171,6 +167,7 @@ void ReplyServer::Loop() {
     if (entries[1].revents != 0)
       Accept();
     CloseIdle();
+    denials_.Flush(DenialLog::Clock::now());
   }
 }
 
@@ -186,7 +183,7 @@ void ReplyServer::Accept() {
     return;
   }
   PeerCredentials peer{cred.pid, cred.uid, cred.gid};
-  if (!Admit(options_.policy, peer)) {
+  if (!Admit(options_.policy, peer, denials_)) {
     close(fd);
     return;
   }

@@ -9,7 +9,8 @@
 //
 // The socket is `reply.sock` beside the token socket (ReplySocketPath),
 // mode 0666 like it; peers are checked against the same AccessPolicy when
-// they connect, and refused peers are logged and disconnected. smtp(8)
+// they connect, and refused peers are logged (rate-limited by DenialLog)
+// and disconnected. smtp(8)
 // keeps its connection open for many lookups, so ReplyServer serves all
 // connections from one poll(2) thread it owns (never the token server's
 // threads): non-blocking sockets, a buffer per connection, requests framed
@@ -17,6 +18,10 @@
 // after idle_timeout, at most max_connections at once. A connection that
 // breaks the framing is logged and closed; Postfix then reports a lookup
 // error for that reply line and defers the message.
+//
+// Unlike the token socket, a reply socket that disappears while the helper
+// runs (its directory removed) is not bound again; KNOWN_ISSUES.md lists
+// this ("Only the token socket is recreated when it disappears").
 //
 // The callback runs on the poll thread and must not block. Start() and
 // Stop() are called from one thread; Stop() joins the thread, closes every
@@ -86,6 +91,7 @@ class ReplyServer {
   int wake_read_ = -1;
   int wake_write_ = -1;
   ino_t socket_inode_ = 0;
+  DenialLog denials_{"reply"};  // refusals, at most one line a minute a uid
   std::vector<Connection> connections_;  // only the poll thread touches it
   std::thread thread_;
 };

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 //
-// POSIX file handling for secret files: bounded reads and the
+// POSIX file handling for secret files: the access rule checked with
+// fstat on open descriptors, bounded reads and the
 // temp-file/fsync/rename/fsync-directory replacement sequence.
 
 #include "secret_file.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,8 +15,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 namespace xoauth2::helper {
 namespace {
@@ -44,6 +48,31 @@ class FdGuard {
  private:
   int fd_;
 };
+
+// "alice (uid 1000)" or "uid 1000" when the name is unknown.
+std::string UserText(uid_t uid) {
+  std::vector<char> buffer(4096);
+  passwd entry{};
+  passwd* found = nullptr;
+  getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
+  std::string id = "uid " + std::to_string(uid);
+  return found != nullptr ? std::string(found->pw_name) + " (" + id + ")" : id;
+}
+
+// The user name to give chown, or the number when it has no name.
+std::string ChownName(uid_t uid) {
+  std::vector<char> buffer(4096);
+  passwd entry{};
+  passwd* found = nullptr;
+  getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
+  return found != nullptr ? found->pw_name : std::to_string(uid);
+}
+
+// The directory part of `path` ("." for a bare name).
+std::string DirectoryOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
 
 std::string Trim(const std::string& text) {
   const char* ws = " \t\r\n";
@@ -121,15 +150,85 @@ std::expected<void, std::string> FillTemp(int fd, const std::string& path,
 
 }  // namespace
 
-std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
-                                                  std::size_t limit) {
-  FdGuard fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
+std::string ModeText(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+std::expected<void, std::string> CheckPrivateFile(const std::string& path,
+                                                  const struct stat& file,
+                                                  const struct stat& dir,
+                                                  uid_t euid) {
+  // Others who may write the directory can swap the file for their own.
+  if ((dir.st_mode & S_IWOTH) != 0 && (dir.st_mode & S_ISVTX) == 0) {
+    std::string dir_path = DirectoryOf(path);
+    return std::unexpected(
+        path + " holds a secret but its directory " + dir_path + " has mode " +
+        ModeText(dir.st_mode) +
+        " (writable by others, no sticky bit), so any local user could "
+        "replace it; fix: chmod o-w " +
+        dir_path + " or move the file to a directory only its owner can write");
+  }
+
+  // Group and other bits, and the owner: one message naming every fix.
+  bool open_mode = (file.st_mode & 077) != 0;
+  bool foreign = file.st_uid != euid && file.st_uid != 0;
+  if (!open_mode && !foreign)
+    return {};
+  std::string fix;
+  if (open_mode)
+    fix = "chmod 0600 " + path;
+  if (foreign)
+    fix +=
+        (fix.empty() ? "" : "; ") + ("chown " + ChownName(euid) + " " + path);
+  return std::unexpected(
+      path + " holds a secret but has mode " + ModeText(file.st_mode) +
+      " and owner " + UserText(file.st_uid) +
+      "; it must be readable and writable by its owner only and owned by " +
+      UserText(euid) + ", the user token-helper runs as; fix: " + fix);
+}
+
+std::expected<OpenedFile, std::string> OpenFileAndDirectory(
+    const std::string& path) {
+  std::string dir_path = DirectoryOf(path);
+  FdGuard dir(open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) {
     return std::unexpected("cannot open " + path + ": " + ErrnoText(errno));
   }
-  struct stat info {};
-  if (fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
+  OpenedFile opened;
+  if (fstat(dir.get(), &opened.dir) != 0) {
+    return std::unexpected("cannot stat " + dir_path + ": " + ErrnoText(errno));
+  }
+
+  // Relative to the directory just checked, so both stats fit together.
+  std::string name = std::filesystem::path(path).filename().string();
+  opened.fd = openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (opened.fd < 0) {
+    return std::unexpected("cannot open " + path + ": " + ErrnoText(errno));
+  }
+  if (fstat(opened.fd, &opened.file) != 0) {
+    int error = errno;
+    close(opened.fd);
+    return std::unexpected("cannot stat " + path + ": " + ErrnoText(error));
+  }
+  return opened;
+}
+
+std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
+                                                  std::size_t limit,
+                                                  FileAccess access) {
+  auto opened = OpenFileAndDirectory(path);
+  if (!opened)
+    return std::unexpected(opened.error());
+  FdGuard fd(opened->fd);
+  if (!S_ISREG(opened->file.st_mode)) {
     return std::unexpected(path + " is not a regular file");
+  }
+  if (access == FileAccess::kPrivate) {
+    auto checked = CheckPrivateFile(path, opened->file, opened->dir, geteuid());
+    if (!checked)
+      return std::unexpected(checked.error());
   }
 
   // Read at most limit + 1 bytes so that an oversized file is detected even

@@ -11,9 +11,20 @@
 // crash leaves either the old or the new content, never a mix and never a
 // missing file. Errors come back as messages naming the path and errno
 // text; nothing is logged here and the secret never appears in a message.
+//
+// Access rule for files that hold a secret, key or refresh token
+// (FileAccess::kPrivate, the default): no group or other permission bits,
+// owned by the helper's effective uid (or by root, who can read anything
+// anyway), and not in a directory that others may write to without the
+// sticky bit. It is checked with fstat on the descriptor that is read and
+// on the directory opened before it, so the file checked is the file read.
+// Certificates are public (FileAccess::kPublic) and are not checked.
 
 #ifndef XOAUTH2_TOKEN_HELPER_SECRET_FILE_H
 #define XOAUTH2_TOKEN_HELPER_SECRET_FILE_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <cstddef>
 #include <expected>
@@ -26,10 +37,39 @@ namespace xoauth2::helper {
 // Upper bound for a secret or refresh token file.
 inline constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 
+// The permission bits of `mode` as four octal digits ("0600").
+std::string ModeText(mode_t mode);
+
+// Whether a file must be kept from other users (see the access rule).
+enum class FileAccess { kPrivate, kPublic };
+
+// Checks the access rule for `path`, whose status is `file`, in the
+// directory whose status is `dir`, for a helper running as `euid`. The
+// error names the file, its mode and owner, and the commands that fix it.
+std::expected<void, std::string> CheckPrivateFile(const std::string& path,
+                                                  const struct stat& file,
+                                                  const struct stat& dir,
+                                                  uid_t euid);
+
+// A file opened for reading with the status of it and of its directory,
+// both taken with fstat on descriptors (the directory is opened first and
+// the file is opened relative to it).
+struct OpenedFile {
+  int fd = -1;  // owned by the caller, who closes it
+  struct stat file {};
+  struct stat dir {};
+};
+
+// Opens `path` read-only as described for OpenedFile.
+std::expected<OpenedFile, std::string> OpenFileAndDirectory(
+    const std::string& path);
+
 // Reads `path`, trims whitespace at both ends; error if missing, not a
-// regular file, larger than `limit` bytes or empty after trimming.
+// regular file, larger than `limit` bytes, empty after trimming, or (for
+// kPrivate) open to other users.
 std::expected<Secret, std::string> ReadSecretFile(
-    const std::string& path, std::size_t limit = kMaxSecretFileBytes);
+    const std::string& path, std::size_t limit = kMaxSecretFileBytes,
+    FileAccess access = FileAccess::kPrivate);
 
 // Replaces the content of `path` with `value` and a newline, atomically and
 // durably, leaving the file with mode 0600 (and, when running as root, the

@@ -21,6 +21,7 @@
 #include <filesystem>
 
 #include "log.h"
+#include "secret_file.h"
 #include "socket_client.h"
 
 namespace xoauth2::helper {
@@ -147,7 +148,103 @@ std::expected<void, std::string> MakeDirectories(
   return {};
 }
 
+// Refuses a socket directory others may write to without the sticky bit:
+// any local user could put a socket of their own in place of ours.
+std::expected<mode_t, std::string> CheckSocketDirectory(
+    const std::string& dir) {
+  struct stat info {};
+  if (stat(dir.c_str(), &info) != 0) {
+    return std::unexpected("cannot stat " + dir + ": " + ErrnoText());
+  }
+  if ((info.st_mode & S_IWOTH) != 0 && (info.st_mode & S_ISVTX) == 0) {
+    return std::unexpected(
+        "the socket directory " + dir + " has mode " + ModeText(info.st_mode) +
+        " (writable by others, no sticky bit), so any local user could "
+        "replace the socket; fix: chmod 0750 " +
+        dir + " (group postfix) or 0755, or set another socket path");
+  }
+  return info.st_mode & 07777;
+}
+
+// Reads and drops what a refused client sends until its request line is
+// in, it closes, or `wait` passes, so that closing does not reset it.
+void DrainRequest(int fd, std::chrono::milliseconds wait) {
+  Clock::time_point deadline = Clock::now() + wait;
+  std::size_t total = 0;
+  char buffer[512];
+  while (total < protocol::kMaxRequestBytes) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - Clock::now());
+    pollfd entry{fd, POLLIN, 0};
+    if (left.count() <= 0 ||
+        poll(&entry, 1, static_cast<int>(left.count())) <= 0) {
+      return;
+    }
+    ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n <= 0 || std::memchr(buffer, '\n', static_cast<std::size_t>(n)))
+      return;
+    total += static_cast<std::size_t>(n);
+  }
+}
+
+// Answers a connection over the cap and closes it: the answer first, then
+// the request is read for a moment (see DrainRequest).
+void RefuseOverCap(int fd, std::chrono::milliseconds wait) {
+  SendQuietly(
+      fd, protocol::FormatResponse(Error(protocol::ErrorCode::kUnavailable,
+                                         "too many connections; try again")));
+  shutdown(fd, SHUT_WR);
+  DrainRequest(fd, wait);
+  close(fd);
+}
+
 }  // namespace
+
+DenialLog::DenialLog(std::string socket_name, std::chrono::seconds window)
+    : socket_name_(std::move(socket_name)), window_(window) {}
+
+void DenialLog::Denied(const PeerCredentials& peer, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto found = windows_.find(peer.uid);
+  if (found != windows_.end() && now - found->second.start < window_) {
+    ++found->second.suppressed;
+    return;
+  }
+
+  // A new window: close the old one, then log this refusal in full.
+  if (found != windows_.end())
+    Summarise(peer.uid, found->second);
+  windows_[peer.uid] = Window{now, 0};
+  Log(LogLevel::kWarn, "peer_denied",
+      {{"socket", socket_name_},
+       {"uid", peer.uid},
+       {"gid", peer.gid},
+       {"pid", peer.pid},
+       {"fix", "add the user to allowed_users or a group to allowed_groups"}});
+}
+
+void DenialLog::Flush(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  for (auto it = windows_.begin(); it != windows_.end();) {
+    if (now - it->second.start < window_) {
+      ++it;
+      continue;
+    }
+    Summarise(it->first, it->second);
+    it = windows_.erase(it);
+  }
+}
+
+// Logs how many refusals of `uid` the closed `window` held back, if any.
+void DenialLog::Summarise(uid_t uid, const Window& window) {
+  if (window.suppressed == 0)
+    return;
+  Log(LogLevel::kWarn, "peer_denied",
+      {{"socket", socket_name_},
+       {"uid", uid},
+       {"suppressed", window.suppressed},
+       {"window_seconds", window_.count()}});
+}
 
 bool IsPeerAllowed(const AccessPolicy& policy, const PeerCredentials& peer,
                    std::span<const gid_t> user_groups) {
@@ -186,12 +283,19 @@ SocketServer::~SocketServer() {
   Stop();
 }
 
+// Creates the socket's directory if needed and checks who may write it.
 std::expected<void, std::string> SocketServer::PrepareDirectory() {
   std::filesystem::path dir =
       std::filesystem::path(options_.path).parent_path();
   if (dir.empty())
-    return {};
-  return MakeDirectories(dir);
+    dir = ".";
+  if (auto made = MakeDirectories(dir); !made)
+    return made;
+  auto mode = CheckSocketDirectory(dir.string());
+  if (!mode)
+    return std::unexpected(mode.error());
+  dir_mode_ = *mode;
+  return {};
 }
 
 // Removes a socket left by a helper that died; refuses to touch anything
@@ -217,8 +321,8 @@ std::expected<void, std::string> SocketServer::RemoveStaleSocket() {
   return {};
 }
 
-// socket, bind, chmod 0666, listen.
-std::expected<void, std::string> SocketServer::Bind() {
+// socket, bind, chmod 0666, listen; the listening descriptor.
+std::expected<int, std::string> SocketServer::Bind() {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (options_.path.size() >= sizeof address.sun_path) {
@@ -227,35 +331,41 @@ std::expected<void, std::string> SocketServer::Bind() {
   std::memcpy(address.sun_path, options_.path.c_str(),
               options_.path.size() + 1);
 
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0)
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
     return std::unexpected("socket: " + ErrnoText());
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) !=
-      0) {
-    return std::unexpected("cannot bind " + options_.path + ": " + ErrnoText());
-  }
-
-  // Everyone may connect; SO_PEERCRED decides who gets an answer.
+  std::string failed;
   struct stat info {};
-  if (chmod(options_.path.c_str(), 0666) != 0 ||
-      stat(options_.path.c_str(), &info) != 0) {
-    return std::unexpected("cannot set mode 0666 on " + options_.path + ": " +
-                           ErrnoText());
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    failed = "cannot bind " + options_.path + ": " + ErrnoText();
+  } else if (chmod(options_.path.c_str(), 0666) != 0 ||
+             stat(options_.path.c_str(), &info) != 0) {
+    // Everyone may connect; SO_PEERCRED decides who gets an answer.
+    failed = "cannot set mode 0666 on " + options_.path + ": " + ErrnoText();
+  } else if (listen(fd, 128) != 0) {
+    failed = "cannot listen on " + options_.path + ": " + ErrnoText();
+  }
+  if (!failed.empty()) {
+    close(fd);
+    return std::unexpected(failed);
   }
   socket_inode_ = info.st_ino;
-  if (listen(listen_fd_, 128) != 0) {
-    return std::unexpected("cannot listen on " + options_.path + ": " +
-                           ErrnoText());
-  }
-  return {};
+  socket_dev_ = info.st_dev;
+  socket_mode_ = info.st_mode & 07777;
+  return fd;
 }
 
 std::expected<void, std::string> SocketServer::Start() {
   auto ready = PrepareDirectory();
   if (ready)
     ready = RemoveStaleSocket();
-  if (ready)
-    ready = Bind();
+  if (ready) {
+    auto bound = Bind();
+    if (bound)
+      listen_fd_ = *bound;
+    else
+      ready = std::unexpected(bound.error());
+  }
   int pipe_fds[2];
   if (ready && pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     ready = std::unexpected("pipe: " + ErrnoText());
@@ -268,6 +378,7 @@ std::expected<void, std::string> SocketServer::Start() {
   }
   wake_read_ = pipe_fds[0];
   wake_write_ = pipe_fds[1];
+  next_check_ = Clock::now() + options_.check_interval;
   acceptor_ = std::thread(&SocketServer::AcceptLoop, this);
   return {};
 }
@@ -288,7 +399,8 @@ void SocketServer::Stop() {
 
   // Unlink only the socket we created, not one a successor bound since.
   struct stat info {};
-  if (stat(options_.path.c_str(), &info) == 0 && info.st_ino == socket_inode_) {
+  if (stat(options_.path.c_str(), &info) == 0 && info.st_ino == socket_inode_ &&
+      info.st_dev == socket_dev_) {
     unlink(options_.path.c_str());
   }
   close(listen_fd_);
@@ -299,34 +411,77 @@ void SocketServer::Stop() {
 
 void SocketServer::AcceptLoop() {
   while (true) {
+    // Wake up at least every check_interval for Housekeeping().
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(next_check_ -
+                                                             Clock::now());
+    int timeout = static_cast<int>(std::max<long long>(left.count(), 0));
     pollfd entries[2] = {{listen_fd_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
-    if (poll(entries, 2, -1) < 0) {
-      if (errno == EINTR)
-        continue;
+    int ready = poll(entries, 2, timeout);
+    if (ready < 0 && errno != EINTR) {
       Log(LogLevel::kError, "accept_failed", {{"error", ErrnoText()}});
       return;
     }
-    if (entries[1].revents != 0)
+    if (ready > 0 && entries[1].revents != 0)
       return;
+    if (Clock::now() >= next_check_)
+      Housekeeping();
+    if (ready <= 0 || entries[0].revents == 0)
+      continue;
 
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0)
       continue;
 
-    // Over the cap: answer at once from this thread and close.
+    // Over the cap: answer from this thread and close.
     std::unique_lock lock(mutex_);
     if (active_ >= options_.max_connections) {
       lock.unlock();
-      SendQuietly(fd, protocol::FormatResponse(
-                          Error(protocol::ErrorCode::kUnavailable,
-                                "too many connections; try again")));
-      close(fd);
+      RefuseOverCap(fd, options_.overflow_read_timeout);
       continue;
     }
     ++active_;
     lock.unlock();
     std::thread(&SocketServer::Serve, this, fd).detach();
   }
+}
+
+// The periodic work of the accept thread.
+void SocketServer::Housekeeping() {
+  Clock::time_point now = Clock::now();
+  next_check_ = now + options_.check_interval;
+  denials_.Flush(now);
+  KeepSocketFile();
+}
+
+// Binds the socket again when its file is gone or is not ours any more.
+void SocketServer::KeepSocketFile() {
+  struct stat info {};
+  bool present = stat(options_.path.c_str(), &info) == 0;
+  if (present && info.st_ino == socket_inode_ && info.st_dev == socket_dev_)
+    return;
+
+  // Directory, stale file, bind: as at start, keeping the old socket open
+  // until the new one listens.
+  auto ready = PrepareDirectory();
+  if (ready)
+    ready = RemoveStaleSocket();
+  auto bound = ready ? Bind() : std::unexpected(ready.error());
+  if (!bound) {
+    if (!recreate_failed_) {
+      Log(LogLevel::kError, "socket_recreate_failed",
+          {{"socket", options_.path}, {"reason", bound.error()}});
+    }
+    recreate_failed_ = true;
+    return;
+  }
+  close(listen_fd_);
+  listen_fd_ = *bound;
+  recreate_failed_ = false;
+  Log(LogLevel::kWarn, "socket_recreated",
+      {{"socket", options_.path},
+       {"reason", present ? "replaced" : "missing"},
+       {"socket_mode", ModeText(socket_mode_)},
+       {"dir_mode", ModeText(dir_mode_)}});
 }
 
 // Serves one connection on its own thread, then closes it.
@@ -356,13 +511,7 @@ std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
   if (!IsPeerAllowed(options_.policy, peer, {}))
     groups = GroupsOfUser(peer.uid);
   if (!IsPeerAllowed(options_.policy, peer, groups)) {
-    Log(LogLevel::kWarn, "peer_denied",
-        {{"uid", peer.uid},
-         {"gid", peer.gid},
-         {"pid", peer.pid},
-         {"fix",
-          "add the user to allowed_users or a group to "
-          "allowed_groups"}});
+    denials_.Denied(peer, Clock::now());
     return protocol::FormatResponse(
         Error(protocol::ErrorCode::kDenied,
               "uid " + std::to_string(peer.uid) +

@@ -2,20 +2,32 @@
 //
 // The token-helper's Unix socket server (docs/protocol.md).
 //
-// SocketServer creates the socket's directory (0755) if missing, refuses to
-// start when another live helper answers on the path, removes a stale
-// socket, binds, sets mode 0666 (access is decided per connection with
-// SO_PEERCRED, not by file mode) and accepts connections on its own
-// thread. Each connection runs on its own detached thread, at most
-// max_connections at once (extras get `err unavailable`): check the peer,
-// read one line (2 s deadline, 1024-byte limit), answer one line, close.
+// SocketServer creates the socket's directory (0755) if missing, refuses a
+// directory that others may write to without the sticky bit (a local user
+// could replace the socket), refuses to start when another live helper
+// answers on the path, removes a stale socket, binds, sets mode 0666
+// (access is decided per connection with SO_PEERCRED, not by file mode;
+// the directory's mode, 0750 root:postfix under systemd, keeps other users
+// away) and accepts connections on its own thread. Each connection runs
+// on its own detached thread, at most max_connections at once: check the
+// peer, read one line (2 s deadline, 1024-byte limit), answer one line,
+// close. Connections over the cap get `err unavailable too many
+// connections` from the accept thread, which then reads their request
+// line for a moment before closing, so that a client that writes first
+// reads the reason instead of meeting a broken pipe.
+//
+// Every check_interval the accept thread makes sure the socket file is
+// still the one it bound (same device and inode); when it is gone (the
+// directory was removed) or replaced by a dead socket it binds a new one
+// and logs socket_recreated.
 //
 // Ownership: the server owns the listening socket, its acceptor thread and
 // counts its connection threads; Stop() waits for all of them and unlinks
 // the socket it created. The handler and the optional on_served observer
 // are called concurrently and must be thread-safe. Logging: refused peers
-// (warn, with uid and pid) and internal errors are logged here; answers
-// are logged at debug level.
+// (warn, with uid and pid, through DenialLog: at most one line per uid a
+// minute plus a summary), socket_recreated and internal errors are logged
+// here; answers are logged at debug level.
 
 #ifndef XOAUTH2_TOKEN_HELPER_SOCKET_SERVER_H
 #define XOAUTH2_TOKEN_HELPER_SOCKET_SERVER_H
@@ -27,6 +39,7 @@
 #include <cstddef>
 #include <expected>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <span>
 #include <string>
@@ -60,6 +73,37 @@ bool IsPeerAllowed(const AccessPolicy& policy, const PeerCredentials& peer,
 // The primary and supplementary groups of `uid` (empty if unknown).
 std::vector<gid_t> GroupsOfUser(uid_t uid);
 
+// Logs refused peers without letting one misconfigured client flood the
+// log: the first refusal of a uid logs peer_denied (warn) with uid, gid
+// and pid; later refusals of that uid within `window` are only counted,
+// and the count is logged as one peer_denied line with suppressed=N when
+// the window has closed, at the next Flush() or the uid's next refusal.
+// Thread-safe.
+class DenialLog {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit DenialLog(std::string socket_name,
+                     std::chrono::seconds window = std::chrono::seconds(60));
+
+  // Records one refusal of `peer` at `now`, logging it or counting it.
+  void Denied(const PeerCredentials& peer, Clock::time_point now);
+
+  // Logs the summaries of windows closed by `now` and forgets them.
+  void Flush(Clock::time_point now);
+
+ private:
+  struct Window {
+    Clock::time_point start;
+    std::size_t suppressed = 0;
+  };
+  void Summarise(uid_t uid, const Window& window);
+
+  std::string socket_name_;
+  std::chrono::seconds window_;
+  std::mutex mutex_;
+  std::map<uid_t, Window> windows_;
+};
+
 using RequestHandler =
     std::function<protocol::Response(const protocol::Request&)>;
 
@@ -75,6 +119,10 @@ struct ServerOptions {
   AccessPolicy policy;
   std::size_t max_connections = 64;
   std::chrono::milliseconds read_timeout{2000};
+  // How long a connection over the cap may take to send its request.
+  std::chrono::milliseconds overflow_read_timeout{100};
+  // How often the socket file is checked and denial summaries are logged.
+  std::chrono::milliseconds check_interval{5000};
   ServedObserver on_served = nullptr;  // optional
 };
 
@@ -91,11 +139,17 @@ class SocketServer {
   // Stops accepting, waits for open connections, unlinks the socket.
   void Stop();
 
+  // The socket's and its directory's permission bits, set by Start().
+  mode_t socket_mode() const { return socket_mode_; }
+  mode_t dir_mode() const { return dir_mode_; }
+
  private:
   std::expected<void, std::string> PrepareDirectory();
   std::expected<void, std::string> RemoveStaleSocket();
-  std::expected<void, std::string> Bind();
+  std::expected<int, std::string> Bind();
   void AcceptLoop();
+  void Housekeeping();
+  void KeepSocketFile();
   void Serve(int fd);
   std::string Respond(int fd, const PeerCredentials& peer);
 
@@ -105,6 +159,12 @@ class SocketServer {
   int wake_read_ = -1;
   int wake_write_ = -1;
   ino_t socket_inode_ = 0;
+  dev_t socket_dev_ = 0;
+  mode_t socket_mode_ = 0;
+  mode_t dir_mode_ = 0;
+  bool recreate_failed_ = false;  // logged once until it works again
+  std::chrono::steady_clock::time_point next_check_;
+  DenialLog denials_{"token"};
   std::thread acceptor_;
 
   std::mutex mutex_;

@@ -7,9 +7,13 @@
 // the endpoint is unreachable,
 // F03 (a missing comma stops `run` with file, line and column), `--help`
 // showing the default path (F20), `status` asking a running helper, and
-// `run` ending with exit 0 and the socket removed on SIGTERM. Children are
-// always reaped.
+// `run` ending with exit 0 and the socket removed on SIGTERM, `check`
+// refusing a secret others may read (exit 3), `status` and `token`
+// working without reading any secret, and (only when the tests run as
+// root) the whole helper running as the unprivileged user nobody.
+// Children are always reaped.
 
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -33,13 +37,22 @@ struct Outcome {
   std::string output;  // stdout and stderr together
 };
 
-// Starts the binary with `args`; its pid and the read end of its output.
-pid_t Spawn(const std::vector<std::string>& args, int& output_fd) {
+constexpr uid_t kSameUser = static_cast<uid_t>(-1);
+constexpr uid_t kNobody = 65534;
+
+// Starts the binary with `args` (as `uid`, with the same number as group,
+// unless kSameUser); its pid and the read end of its output.
+pid_t Spawn(const std::vector<std::string>& args, int& output_fd,
+            uid_t uid = kSameUser) {
   int fds[2];
   if (pipe(fds) != 0)
     return -1;
   pid_t pid = fork();
   if (pid == 0) {
+    if (uid != kSameUser &&
+        (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0)) {
+      _exit(126);
+    }
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     close(fds[0]);
@@ -74,9 +87,9 @@ Outcome Finish(pid_t pid, int output_fd) {
   return outcome;
 }
 
-Outcome RunHelper(const std::vector<std::string>& args) {
+Outcome RunHelper(const std::vector<std::string>& args, uid_t uid = kSameUser) {
   int fd = -1;
-  pid_t pid = Spawn(args, fd);
+  pid_t pid = Spawn(args, fd, uid);
   return Finish(pid, fd);
 }
 
@@ -260,6 +273,103 @@ TEST(HelperCli, StatusAsksTheRunningHelper) {
   EXPECT_TRUE(json.output.starts_with(R"({"accounts":[{"aadsts":"")"))
       << json.output;
   EXPECT_NE(json.output.find(R"("state":"retrying")"), std::string::npos);
+}
+
+// A configuration whose secret sits in `secret` (a client_secret_file).
+std::string SecretFileConfig(const std::string& dir, const std::string& secret,
+                             const std::string& users) {
+  return R"({"socket": ")" + dir + R"(/run/token.sock",
+  "allowed_users": [)" +
+         users +
+         R"(], "request_timeout_seconds": 1,
+  "accounts": [{"mailbox": "relay@example.com", "tenant": "t",
+    "authority": "https://127.0.0.1:1", "client_id": "c",
+    "grant": "client_credentials", "client_secret_file": ")" +
+         secret + R"("}]})";
+}
+
+// `check` and `run` refuse a secret file others may read, naming the fix;
+// `status` reads no secret, so it still works against a running helper.
+TEST(HelperCli, SecretReadableByOthersRefusedStatusUnaffected) {
+  TempDir dir;
+  std::string secret = dir.Write("relay.secret", "s3cr3t-value");
+  std::string file = dir.Write(
+      "config.json", SecretFileConfig(dir.path(), secret, R"("root")"), 0644);
+  int fd = -1;
+  pid_t pid = Spawn({"--config", file, "run"}, fd);
+  ASSERT_GT(pid, 0);
+  std::string socket_path = dir.path() + "/run/token.sock";
+  struct stat info {};
+  bool listening =
+      WaitUntil([&] { return stat(socket_path.c_str(), &info) == 0; });
+
+  chmod(secret.c_str(), 0644);
+  Outcome check = RunHelper({"--config", file, "check"});
+  Outcome status = RunHelper({"--config", file, "status", "--json"});
+  Outcome token = RunHelper({"--config", file, "token", "relay@example.com"});
+  kill(pid, SIGTERM);
+  Outcome run = Finish(pid, fd);
+
+  ASSERT_TRUE(listening) << run.output;
+  EXPECT_NE(run.output.find("socket_mode=0666 dir_mode=0755"),
+            std::string::npos)
+      << run.output;
+  EXPECT_EQ(check.exit_code, 3);
+  EXPECT_NE(check.output.find(secret + " holds a secret but has mode 0644"),
+            std::string::npos)
+      << check.output;
+  EXPECT_NE(check.output.find("fix: chmod 0600 " + secret), std::string::npos);
+  EXPECT_EQ(check.output.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  // The endpoint is unreachable: the helper answers, with no token.
+  EXPECT_EQ(token.exit_code, 1);
+  EXPECT_NE(token.output.find("the helper answered: err unavailable"),
+            std::string::npos)
+      << token.output;
+  EXPECT_EQ(RunHelper({"-c", file, "run"}).exit_code, 3);
+}
+
+// The helper needs no root at run time: as nobody, with files owned by
+// nobody, `check` and `run` work, and `status` works for nobody both
+// through the configuration and, when that is unreadable, --socket.
+TEST(HelperCli, RunsUnprivileged) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to switch to the user nobody";
+  TempDir dir;
+  std::string secret = dir.Write("relay.secret", "s3cr3t-value");
+  std::string file = dir.Write(
+      "config.json", SecretFileConfig(dir.path(), secret, R"("nobody")"));
+  ASSERT_EQ(chown(dir.path().c_str(), kNobody, kNobody), 0);
+  ASSERT_EQ(chown(secret.c_str(), kNobody, kNobody), 0);
+  ASSERT_EQ(chown(file.c_str(), kNobody, kNobody), 0);
+
+  Outcome check = RunHelper({"--config", file, "check"}, kNobody);
+  ASSERT_EQ(check.exit_code, 0) << check.output;
+  int fd = -1;
+  pid_t pid = Spawn({"--config", file, "run"}, fd, kNobody);
+  ASSERT_GT(pid, 0);
+  std::string socket_path = dir.path() + "/run/token.sock";
+  struct stat info {};
+  bool listening =
+      WaitUntil([&] { return stat(socket_path.c_str(), &info) == 0; });
+  Outcome status = RunHelper({"--config", file, "status", "--json"}, kNobody);
+  chmod(file.c_str(), 0600);
+  ASSERT_EQ(chown(file.c_str(), 0, 0), 0);  // now only root may read it
+  Outcome unreadable = RunHelper({"--config", file, "status"}, kNobody);
+  Outcome by_socket =
+      RunHelper({"--config", file, "status", "--socket", socket_path}, kNobody);
+  kill(pid, SIGTERM);
+  Outcome run = Finish(pid, fd);
+
+  ASSERT_TRUE(listening) << run.output;
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("euid=65534"), std::string::npos) << run.output;
+  EXPECT_EQ(info.st_uid, kNobody);
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(unreadable.exit_code, 3);
+  EXPECT_NE(unreadable.output.find("pass --socket PATH"), std::string::npos)
+      << unreadable.output;
+  EXPECT_EQ(by_socket.exit_code, 0) << by_socket.output;
 }
 
 }  // namespace

@@ -81,6 +81,13 @@ std::string FakeHelper::NextReply() {
 
 // Reads one request line, records it, and answers as scripted.
 void FakeHelper::Serve(int fd) {
+  std::string reply = NextReply();
+  if (reply.starts_with(kAnswerUnread)) {
+    reply.erase(0, kAnswerUnread.size());
+    (void)!send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    return;  // closed by Run() with the request unread
+  }
+
   std::string line;
   char c = 0;
   while (line.empty() || line.back() != '\n') {
@@ -94,7 +101,6 @@ void FakeHelper::Serve(int fd) {
   }
   changed_.notify_all();
 
-  std::string reply = NextReply();
   if (reply == kSilent) {
     // Hold the connection until the client closes it or the test ends.
     while (WaitReadable(fd) && read(fd, &c, 1) == 1) {

@@ -8,7 +8,10 @@
 // through a pipe and joins it, so no thread outlives a test. Replies are
 // raw bytes (the script includes the LF, or leaves it out on purpose);
 // kSilent keeps the connection open without answering until the client
-// gives up. Does not check peer credentials or parse requests.
+// gives up; a reply starting with kAnswerUnread is sent (without that
+// prefix) as soon as the connection is accepted, before anything is read,
+// and the connection is closed, as token-helper does when it has too many
+// connections. Does not check peer credentials or parse requests.
 
 #ifndef XOAUTH2_TESTS_UNIT_PLUGIN_FAKE_HELPER_H
 #define XOAUTH2_TESTS_UNIT_PLUGIN_FAKE_HELPER_H
@@ -25,6 +28,9 @@ namespace xoauth2::testing {
 
 // A scripted reply that never comes: the connection stays open, unanswered.
 inline const std::string kSilent = "\x01silent\x01";
+
+// Prefix of a reply sent on accept, before reading, then closed.
+inline const std::string kAnswerUnread = "\x01unread\x01";
 
 class FakeHelper {
  public:

@@ -4,7 +4,9 @@
 // helper_client.h) against the scripted FakeHelper: request lines byte for
 // byte, each way a request can fail (socket missing, stale socket,
 // timeout, malformed or over-long answer) with its SASL code and operator
-// message, and the mapping of every `err CODE` answer.
+// message, the helper's own reason when it answered and closed before
+// reading (too many connections), and the mapping of every `err CODE`
+// answer.
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -117,6 +119,54 @@ TEST_F(HelperClientTest, SilentHelperTimesOutWithinTheBudget) {
   EXPECT_NE(token.error().message.find("within 300 ms"), std::string::npos);
   EXPECT_GE(took, milliseconds(300));
   EXPECT_LT(took, milliseconds(3000));
+}
+
+// The helper answered and closed before reading the request: whether the
+// send then fails or not, its reason is reported, not "Broken pipe".
+TEST_F(HelperClientTest, ReportsTheReasonOfAHelperThatClosedUnread) {
+  testing_fake helper(path_, {xoauth2::testing::kAnswerUnread +
+                              "err unavailable too many connections; "
+                              "try again\n"});
+  auto token = FetchToken(endpoint_, "relay@example.com");
+
+  ASSERT_FALSE(token.has_value());
+  EXPECT_EQ(token.error().code, SASL_TRYAGAIN);
+  EXPECT_NE(token.error().message.find("too many connections"),
+            std::string::npos)
+      << token.error().message;
+  EXPECT_EQ(token.error().message.find("Broken pipe"), std::string::npos);
+}
+
+// The same with the order fixed: the answer is in and the peer gone
+// before the request is sent, so send fails with EPIPE.
+TEST_F(HelperClientTest, ReadsTheAnswerAfterBrokenPipe) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  std::string answer = "err unavailable too many connections; try again\n";
+  ASSERT_EQ(write(fds[1], answer.data(), answer.size()),
+            static_cast<ssize_t>(answer.size()));
+  close(fds[1]);
+  auto line = ExchangeOnSocket(endpoint_, fds[0], "v1 token a@b\n");
+  close(fds[0]);
+
+  ASSERT_TRUE(line.has_value()) << line.error().message;
+  EXPECT_EQ(*line, "err unavailable too many connections; try again");
+}
+
+// Nothing to read after the broken pipe: the send error is reported.
+TEST_F(HelperClientTest, BrokenPipeWithoutAnswerNamesTheSendError) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  close(fds[1]);
+  auto line = ExchangeOnSocket(endpoint_, fds[0], "v1 token a@b\n");
+  close(fds[0]);
+
+  ASSERT_FALSE(line.has_value());
+  EXPECT_EQ(line.error().code, SASL_UNAVAIL);
+  EXPECT_NE(line.error().message.find("cannot send to token-helper on " +
+                                      path_ + ": Broken pipe"),
+            std::string::npos)
+      << line.error().message;
 }
 
 struct MalformedCase {

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+//
+// Unit tests of the access rules around secrets and sockets: the rule for
+// files holding a secret, key or refresh token (secret_file.h), table-driven
+// over modes, owners and directories, both on synthetic stat data and on
+// real temporary files read through ReadSecretFile and LoadConfig (an
+// inline-secret configuration at 0644 included; certificates exempt);
+// the socket directory check; the rate-limited peer_denied log
+// (DenialLog, with explicit time points); answers to connections over the
+// cap; and the socket recreated when its directory is removed.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "config.h"
+#include "helper_test_keys.h"
+#include "helper_test_util.h"
+#include "secret_file.h"
+#include "socket_client.h"
+#include "socket_server.h"
+
+namespace xoauth2::helper {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::LogCapture;
+using testing::TempDir;
+using testing::WaitUntil;
+
+struct AccessCase {
+  const char* name;
+  mode_t file_mode;
+  uid_t owner;
+  mode_t dir_mode;
+  uid_t euid;
+  std::string expected;  // empty: accepted; else part of the message
+};
+
+class HelperPrivateFile : public ::testing::TestWithParam<AccessCase> {};
+
+TEST_P(HelperPrivateFile, Rule) {
+  const AccessCase& c = GetParam();
+  struct stat file {};
+  struct stat dir {};
+  file.st_mode = S_IFREG | c.file_mode;
+  file.st_uid = c.owner;
+  dir.st_mode = S_IFDIR | c.dir_mode;
+  auto checked = CheckPrivateFile("/etc/x/relay.secret", file, dir, c.euid);
+  if (c.expected.empty()) {
+    EXPECT_TRUE(checked) << checked.error();
+    return;
+  }
+  ASSERT_FALSE(checked);
+  EXPECT_NE(checked.error().find(c.expected), std::string::npos)
+      << checked.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperPrivateFile,
+    ::testing::Values(
+        AccessCase{"Owner0600", 0600, 107, 0755, 107, ""},
+        AccessCase{"Owner0400", 0400, 107, 0700, 107, ""},
+        AccessCase{"RootOwnedForUnprivileged", 0600, 0, 0755, 107, ""},
+        AccessCase{"GroupWritableDirIsFine", 0600, 107, 0775, 107, ""},
+        AccessCase{"StickyWorldWritableDir", 0600, 107, 01777, 107, ""},
+        AccessCase{"GroupRead", 0640, 107, 0755, 107,
+                   "/etc/x/relay.secret holds a secret but has mode 0640 "
+                   "and owner uid 107"},
+        AccessCase{"OtherRead", 0604, 107, 0755, 107,
+                   "fix: chmod 0600 /etc/x/relay.secret"},
+        AccessCase{"GroupWrite", 0620, 107, 0755, 107, "mode 0620"},
+        AccessCase{"OtherWrite", 0602, 107, 0755, 107, "mode 0602"},
+        AccessCase{"Usual0644", 0644, 0, 0755, 0,
+                   "mode 0644 and owner root (uid 0); it must be readable "
+                   "and writable by its owner only and owned by root "
+                   "(uid 0), the user token-helper runs as; fix: chmod "
+                   "0600 /etc/x/relay.secret"},
+        AccessCase{"ForeignOwner", 0600, 4242, 0755, 65534,
+                   "fix: chown nobody /etc/x/relay.secret"},
+        AccessCase{"ForeignOwnerAndMode", 0644, 4242, 0755, 65534,
+                   "fix: chmod 0600 /etc/x/relay.secret; chown nobody "
+                   "/etc/x/relay.secret"},
+        AccessCase{"ForeignOwnerForRoot", 0600, 4242, 0755, 0,
+                   "fix: chown root"},
+        AccessCase{"WorldWritableDir", 0600, 107, 0777, 107,
+                   "its directory /etc/x has mode 0777 (writable by "
+                   "others, no sticky bit)"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+struct FileModeCase {
+  const char* name;
+  mode_t mode;
+  bool accepted;
+};
+
+class HelperSecretFileMode : public ::testing::TestWithParam<FileModeCase> {};
+
+// Real files read through ReadSecretFile (owned by the test's own uid).
+TEST_P(HelperSecretFileMode, ReadSecretFile) {
+  TempDir dir;
+  std::string file = dir.Write("relay.secret", "s3cr3t\n", GetParam().mode);
+  auto read = ReadSecretFile(file);
+  EXPECT_EQ(read.has_value(), GetParam().accepted);
+  if (!GetParam().accepted) {
+    EXPECT_NE(read.error().find(file + " holds a secret but has mode " +
+                                ModeText(GetParam().mode)),
+              std::string::npos)
+        << read.error();
+    EXPECT_EQ(read.error().find("s3cr3t"), std::string::npos);
+  }
+  // Public files (certificates) are not checked.
+  EXPECT_TRUE(ReadSecretFile(file, kMaxSecretFileBytes, FileAccess::kPublic));
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, HelperSecretFileMode,
+                         ::testing::Values(FileModeCase{"M0600", 0600, true},
+                                           FileModeCase{"M0400", 0400, true},
+                                           FileModeCase{"M0640", 0640, false},
+                                           FileModeCase{"M0644", 0644, false},
+                                           FileModeCase{"M0660", 0660, false},
+                                           FileModeCase{"M0606", 0606, false},
+                                           FileModeCase{"M0666", 0666, false}),
+                         [](const auto& param_info) {
+                           return std::string(param_info.param.name);
+                         });
+
+TEST(HelperSecretAccess, WorldWritableDirectoryRefused) {
+  TempDir dir;
+  std::string file = dir.Write("relay.secret", "s3cr3t\n");
+  chmod(dir.path().c_str(), 0777);
+  auto read = ReadSecretFile(file);
+  ASSERT_FALSE(read);
+  EXPECT_NE(read.error().find("fix: chmod o-w " + dir.path()),
+            std::string::npos)
+      << read.error();
+  chmod(dir.path().c_str(), 01777);
+  EXPECT_TRUE(ReadSecretFile(file));
+}
+
+// A valid configuration with one account; `credential` is its JSON.
+std::string ConfigWith(const std::string& credential) {
+  return R"({"socket": "/tmp/x/token.sock", "accounts": [
+    {"mailbox": "relay@example.com", "tenant": "t", "client_id": "c",
+     "grant": "client_credentials", )" +
+         credential + "}]}";
+}
+
+struct ConfigModeCase {
+  const char* name;
+  mode_t config_mode;
+  bool inline_secret;
+  mode_t secret_mode;
+  std::string expected;  // empty: loads
+};
+
+class HelperConfigAccess : public ::testing::TestWithParam<ConfigModeCase> {};
+
+TEST_P(HelperConfigAccess, Load) {
+  const ConfigModeCase& c = GetParam();
+  TempDir dir;
+  std::string secret = dir.Write("relay.secret", "s3cr3t", c.secret_mode);
+  std::string credential = c.inline_secret
+                               ? R"("client_secret": "s3cr3t")"
+                               : R"("client_secret_file": ")" + secret + "\"";
+  std::string file =
+      dir.Write("config.json", ConfigWith(credential), c.config_mode);
+  auto config = LoadConfig(file);
+  if (c.expected.empty()) {
+    EXPECT_TRUE(config) << config.error();
+    return;
+  }
+  ASSERT_FALSE(config);
+  std::string expected = c.expected == "CONFIG" ? file : secret;
+  EXPECT_NE(config.error().find("chmod 0600 " + expected), std::string::npos)
+      << config.error();
+  EXPECT_TRUE(config.error().starts_with(file + ": ")) << config.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperConfigAccess,
+    ::testing::Values(
+        ConfigModeCase{"InlineSecret0600", 0600, true, 0600, ""},
+        ConfigModeCase{"InlineSecret0644", 0644, true, 0600, "CONFIG"},
+        ConfigModeCase{"InlineSecret0640", 0640, true, 0600, "CONFIG"},
+        ConfigModeCase{"SecretFileConfig0644", 0644, false, 0600, ""},
+        ConfigModeCase{"SecretFile0644", 0600, false, 0644, "SECRET"},
+        ConfigModeCase{"SecretFile0640", 0644, false, 0640, "SECRET"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// The private key is checked, the certificate is not.
+TEST(HelperSecretAccess, PrivateKeyCheckedCertificateExempt) {
+  TempDir dir;
+  const testing::TestKeys& keys =
+      testing::MakeTestKeys(testing::KeyKind::kRsa2048);
+  std::string cert = dir.Write("c.pem", keys.certificate_pem, 0644);
+  std::string key = dir.Write("k.pem", keys.key_pem, 0600);
+  std::string credential = R"("certificate_file": ")" + cert +
+                           R"(", "private_key_file": ")" + key + "\"";
+  std::string file = dir.Write("config.json", ConfigWith(credential), 0644);
+  auto config = LoadConfig(file);
+  EXPECT_TRUE(config) << config.error();
+
+  chmod(key.c_str(), 0640);
+  config = LoadConfig(file);
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find("private_key_file"), std::string::npos);
+  EXPECT_NE(config.error().find("fix: chmod 0600 " + key), std::string::npos)
+      << config.error();
+}
+
+// Only "socket" is read for `token` and `status`: secrets are not.
+TEST(HelperSecretAccess, LoadSocketPathReadsNoSecret) {
+  TempDir dir;
+  std::string file = dir.Write(
+      "config.json",
+      ConfigWith(R"("client_secret_file": "/nonexistent/relay.secret")"), 0644);
+  auto socket = LoadSocketPath(file);
+  ASSERT_TRUE(socket) << socket.error();
+  EXPECT_EQ(*socket, "/tmp/x/token.sock");
+  EXPECT_FALSE(LoadConfig(file));
+
+  std::string bare = dir.Write("bare.json", "{}", 0644);
+  EXPECT_EQ(LoadSocketPath(bare).value_or(""), XOAUTH2_DEFAULT_SOCKET);
+}
+
+protocol::Response AlwaysOk(const protocol::Request& /*request*/) {
+  protocol::Response response;
+  response.ok = true;
+  return response;
+}
+
+TEST(HelperSocketAccess, WorldWritableSocketDirectoryRefused) {
+  TempDir dir;
+  std::string run = dir.path() + "/run";
+  ASSERT_EQ(mkdir(run.c_str(), 0700), 0);
+  chmod(run.c_str(), 0777);
+  ServerOptions options{run + "/token.sock", {}};
+  SocketServer refused(options, AlwaysOk);
+  auto started = refused.Start();
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().find("the socket directory " + run +
+                                 " has mode 0777 (writable by others, no "
+                                 "sticky bit)"),
+            std::string::npos)
+      << started.error();
+
+  chmod(run.c_str(), 01777);
+  SocketServer sticky(options, AlwaysOk);
+  ASSERT_TRUE(sticky.Start());
+  EXPECT_EQ(sticky.dir_mode(), 01777u);
+  EXPECT_EQ(sticky.socket_mode(), 0666u);
+  sticky.Stop();
+}
+
+TEST(HelperDenialLog, FirstRefusalLoggedLaterOnesSummarised) {
+  LogCapture log;
+  DenialLog denials("token");
+  auto t0 = DenialLog::Clock::now();
+  PeerCredentials peer{4321, 1234, 1234};
+  denials.Denied(peer, t0);
+  denials.Denied(peer, t0 + seconds(1));
+  denials.Denied(peer, t0 + seconds(2));
+  denials.Denied(PeerCredentials{99, 77, 77}, t0 + seconds(3));
+  denials.Flush(t0 + seconds(30));
+  EXPECT_EQ(log.Lines().size(), 2u);
+  EXPECT_TRUE(
+      log.Has({"level=warn event=peer_denied socket=token uid=1234 "
+               "gid=1234 pid=4321"}));
+
+  denials.Flush(t0 + seconds(61));
+  ASSERT_EQ(log.Lines().size(), 3u);
+  EXPECT_TRUE(
+      log.Has({"level=warn event=peer_denied socket=token uid=1234 "
+               "suppressed=2 window_seconds=60"}));
+  denials.Flush(t0 + seconds(200));
+  EXPECT_EQ(log.Lines().size(), 3u);  // uid 77 had nothing suppressed
+}
+
+TEST(HelperDenialLog, NextRefusalAfterTheWindowSummarisesFirst) {
+  LogCapture log;
+  DenialLog denials("reply");
+  auto t0 = DenialLog::Clock::now();
+  PeerCredentials peer{4321, 1234, 1234};
+  denials.Denied(peer, t0);
+  denials.Denied(peer, t0 + seconds(59));
+  denials.Denied(peer, t0 + seconds(60));
+  auto lines = log.Lines();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[1].find("uid=1234 suppressed=1"), std::string::npos);
+  EXPECT_NE(lines[2].find("uid=1234 gid=1234 pid=4321"), std::string::npos);
+}
+
+// A client that writes its request first reads the refusal's reason.
+TEST(HelperSocketAccess, OverCapClientThatWritesFirstGetsTheReason) {
+  TempDir dir;
+  ServerOptions options{dir.path() + "/token.sock", {{getuid()}, {}, true}};
+  options.max_connections = 1;
+  SocketServer server(options, AlwaysOk);
+  ASSERT_TRUE(server.Start());
+  auto held = ConnectUnix(options.path);  // takes the only slot
+  ASSERT_TRUE(held);
+
+  for (int i = 0; i < 20; ++i) {
+    auto answer = ExchangeLine(options.path, "v1 token relay@example.com\n",
+                               milliseconds(5000));
+    ASSERT_TRUE(answer) << answer.error();
+    EXPECT_EQ(*answer, "err unavailable too many connections; try again\n");
+  }
+  close(*held);
+  server.Stop();
+}
+
+TEST(HelperSocketAccess, SocketRecreatedWhenItsDirectoryIsRemoved) {
+  TempDir dir;
+  LogCapture log;
+  ServerOptions options{dir.path() + "/run/token.sock", {{getuid()}, {}, true}};
+  options.check_interval = milliseconds(20);
+  SocketServer server(options, AlwaysOk);
+  ASSERT_TRUE(server.Start());
+
+  std::filesystem::remove_all(dir.path() + "/run");
+  ASSERT_TRUE(WaitUntil([&] {
+    return log.Has({"event=socket_recreated", "reason=missing"});
+  }));
+  auto answer = ExchangeLine(options.path, "v1 token relay@example.com\n",
+                             milliseconds(5000));
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(*answer, "ok\n");
+  EXPECT_TRUE(log.Has({"event=socket_recreated", "socket=" + options.path,
+                       "socket_mode=0666", "dir_mode=0755"}));
+  server.Stop();
+  EXPECT_FALSE(std::filesystem::exists(options.path));
+}
+
+}  // namespace
+}  // namespace xoauth2::helper
