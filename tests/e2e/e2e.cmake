@@ -33,3 +33,26 @@ set_tests_properties(e2e_standins PROPERTIES
   LABELS e2e
   TIMEOUT 60
   ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+
+# A Gmail relay: a "provider": "google" account against the Google token
+# endpoint stand-in and the Gmail SMTP persona, with XOAUTH2 and
+# OAUTHBEARER, a refused token and a revoked refresh token.
+add_test(NAME e2e_google
+  COMMAND /usr/bin/python3 -m unittest -v test_google
+  WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR})
+set_tests_properties(e2e_google PROPERTIES
+  LABELS e2e
+  TIMEOUT 300
+  RUN_SERIAL TRUE
+  SKIP_REGULAR_EXPRESSION "e2e-skip:"
+  ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+
+# The Google token endpoint and Gmail SMTP stand-ins checked against
+# Google's documented behaviour (no root needed).
+add_test(NAME e2e_google_standins
+  COMMAND /usr/bin/python3 -m unittest -v test_google_standin
+  WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/../standins)
+set_tests_properties(e2e_google_standins PROPERTIES
+  LABELS e2e
+  TIMEOUT 60
+  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")

@@ -230,6 +230,15 @@ class Standins:
         else:
             self._control("POST", "/token/fault", fault)
 
+    def invalidate_access_token(self, token: str) -> None:
+        """The SMTP stand-in refuses this issued token from now on."""
+        self._control("POST", "/token/invalidate", {"access_token": token})
+
+    def revoke_google_refresh_token(self, refresh_token: str) -> None:
+        """The Google endpoint answers invalid_grant for it from now on."""
+        self._control("POST", "/google/revoke",
+                      {"refresh_token": refresh_token})
+
     def device_action(self, action: str, user_code: str,
                       mailbox: str = "") -> None:
         """Plays the user of a device code sign-in: approve (as
@@ -440,13 +449,17 @@ class PostfixInstance:
 
     def configure(self, relay_port: int, ca_file: str,
                   sasl_passwd: Optional[str] = None,
-                  main_cf_extra: Optional[list[str]] = None) -> None:
+                  main_cf_extra: Optional[list[str]] = None,
+                  main_cf_set: Optional[dict[str, str]] = None) -> None:
         """Writes main.cf, master.cf, sasl_passwd(.db) and the status
         filter, all derived from postfix-examples/. `sasl_passwd` replaces
         the example's entry line when given ("" for no entry; "{relay}"
         in it stands for this instance's relayhost). `main_cf_extra`
         lines (e.g. short retry timers) go after the instance's own
-        directories; they must not set a parameter of the snippet."""
+        directories; they must not set a parameter of the snippet.
+        `main_cf_set` gives a snippet parameter a new value (e.g.
+        {"smtp_sasl_mechanism_filter": "oauthbearer"}); the snippet must
+        have that parameter."""
         relay = f"[127.0.0.1]:{relay_port}"
         for name in ("smtp_dsn_filter", "sasl_passwd"):
             shutil.copyfile(EXAMPLES / name, self.conf / name)
@@ -470,6 +483,8 @@ class PostfixInstance:
                 v.replace(EXAMPLE_SOCKET, str(self.socket))
                 + f" SASL_PATH={plugin_path().parent}"),
         }
+        for name, value in (main_cf_set or {}).items():
+            changes[name] = lambda _, value=value: value
         main_cf = build_main_cf((EXAMPLES / "main.cf.snippet").read_text(),
                                 changes,
                                 self._instance_lines() + (main_cf_extra
@@ -632,18 +647,20 @@ class RelayEnvironment:
               account: Optional[dict] = None,
               helper_settings: Optional[dict] = None,
               helper_args: tuple[str, ...] = (),
-              main_cf_extra: Optional[list[str]] = None) -> None:
+              main_cf_extra: Optional[list[str]] = None,
+              main_cf_set: Optional[dict[str, str]] = None) -> None:
         """Starts the stand-ins, (optionally) the helper, then Postfix.
         `standin_config` replaces the stand-ins' registrations and
         `account` the helper's account, `helper_settings` adds top-level
         helper settings, `helper_args` goes after `run`, and
-        `main_cf_extra` adds main.cf lines (see Standins.start,
+        `main_cf_extra` adds main.cf lines and `main_cf_set` changes
+        snippet parameters (see Standins.start,
         TokenHelper.write_config and PostfixInstance.configure)."""
         self.standins.start(standin_config)
         self.helper.write_config(self.standins, account, helper_settings)
         self.postfix.configure(self.standins.ready["smtp_port"],
                                self.standins.ready["ca_file"], sasl_passwd,
-                               main_cf_extra)
+                               main_cf_extra, main_cf_set)
         if helper:
             self.helper.start(helper_args)
         self.postfix.start()

@@ -33,6 +33,10 @@ What it is for: tests switch fault modes and read what the stand-ins saw.
                            "untrusted"}: listen again on the same port,
                            with the test CA's certificate or one from a
                            CA nobody trusts
+    POST /token/invalidate {"access_token": "..."}: the SMTP stand-ins
+                           refuse that issued token from now on
+    POST /google/revoke    {"refresh_token": "..."}: the Google endpoint
+                           answers invalid_grant for it from now on
     POST /device/approve   {"user_code": "...", "mailbox": "..."}: the user
                            signs in; the next poll gets tokens for mailbox
     POST /device/decline   {"user_code": "..."}: authorization_declined
@@ -102,6 +106,10 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 state.set_token_lifetime(int(body["seconds"]))
             elif self.path == "/token/listener":
                 self._switch_listener(body)
+            elif self.path == "/token/invalidate":
+                state.invalidate_access_token(str(body["access_token"]))
+            elif self.path == "/google/revoke":
+                state.google.revoke(str(body["refresh_token"]))
             elif self.path.startswith("/device/"):
                 action = self.path.removeprefix("/device/")
                 state.devices.act(action.replace("-", "_"),

@@ -10,11 +10,15 @@ ports (HTTPS token endpoint, SMTP with STARTTLS, plain-HTTP control API),
 then writes DIR/ready.json atomically:
 
     {"token_port": P, "smtp_port": P, "control_port": P,
-     "ca_file": "DIR/ca.pem", "pid": PID}
+     "ca_file": "DIR/ca.pem", "pid": PID, "smtp_persona": "office365"}
 
 Tests wait for that file. Accepted messages land in DIR/messages/NNN.eml
 (exact DATA bytes) and NNN.json (envelope and authentication; written
 last). SIGTERM or SIGINT stops the process cleanly; it removes ready.json.
+
+With "smtp_persona": "gmail" in the config, the SMTP port plays Gmail
+(gmail_smtp.py) instead of Office 365; the HTTPS listener always also
+answers Google's POST /token (standin_google.py, config member "google").
 
 Without --config it registers one confidential app (client credentials,
 sends as relay@example.com) and one public app with the refresh token
@@ -43,6 +47,7 @@ import threading
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from control_api import make_control_server  # noqa: E402
+from gmail_smtp import make_gmail_factory  # noqa: E402
 from smtp_submission import make_smtp_factory  # noqa: E402
 from standin_ca import make_test_pki  # noqa: E402
 from standin_state import StandinState  # noqa: E402
@@ -102,9 +107,11 @@ async def _run(state_dir: pathlib.Path, config: dict) -> None:
     token_listener.start()
     control_server = make_control_server(state, token_listener)
     loop = asyncio.get_running_loop()
+    factory = (make_gmail_factory if state.smtp_persona == "gmail"
+               else make_smtp_factory)
     smtp_server = await loop.create_server(
-        make_smtp_factory(state, str(pki.cert_file), str(pki.key_file),
-                          loop), host="127.0.0.1", port=0)
+        factory(state, str(pki.cert_file), str(pki.key_file), loop),
+        host="127.0.0.1", port=0)
     _serve_in_thread(control_server)
 
     # Announce the ports; then sleep until SIGTERM/SIGINT.
@@ -115,7 +122,8 @@ async def _run(state_dir: pathlib.Path, config: dict) -> None:
         "token_port": token_listener.port,
         "smtp_port": smtp_server.sockets[0].getsockname()[1],
         "control_port": control_server.server_address[1],
-        "ca_file": str(pki.ca_file), "pid": os.getpid()})
+        "ca_file": str(pki.ca_file), "pid": os.getpid(),
+        "smtp_persona": state.smtp_persona})
     await stop.wait()
 
     # Shut down in reverse order and withdraw the announcement.

@@ -22,7 +22,9 @@ Configuration file (JSON, all keys optional):
                "certificates": ["-----BEGIN CERTIFICATE-----..."]}],
      "refresh_tokens": [{"refresh_token": "...", "client_id": "...",
                          "tenant": "...", "mailbox": "user@example.com"}],
-     "device_flow": {...}}             (see standin_device.py)
+     "device_flow": {...},             (see standin_device.py)
+     "google": {...},                  (see standin_google.py)
+     "smtp_persona": "office365" | "gmail"}   (which SMTP server to play)
 
 An app with "client_secret": null and no "certificates" is a public
 client; one with certificates (PEM) authenticates with signed client
@@ -37,6 +39,10 @@ fault that is used counts under its "label" (token_fault_hits), token
 requests in progress are counted (token_requests_in_flight), failed TLS
 handshakes on the token endpoint are recorded (tls_failures), and the
 lifetime of tokens issued from now on can be changed at run time.
+
+Access tokens can be invalidated one by one (invalidate_access_token),
+as a provider does when it revokes a token before it expires; the SMTP
+stand-ins then refuse it.
 
 What it deliberately does not do: persist anything between runs or
 expire refresh tokens.
@@ -58,6 +64,9 @@ from cryptography import x509
 
 from standin_assertion import JtiRegistry, load_certificates
 from standin_device import DeviceFlows, DeviceSettings
+from standin_google import GoogleRegistry
+
+SMTP_PERSONAS = ("office365", "gmail")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +168,11 @@ class StandinState:
         self.jtis = JtiRegistry()
         self.devices = DeviceFlows(DeviceSettings.from_config(config))
         self._assertions: list[dict] = []
+        self.google = GoogleRegistry(config.get("google", {}))
+        self._invalidated: set[str] = set()
+        self.smtp_persona = config.get("smtp_persona", "office365")
+        if self.smtp_persona not in SMTP_PERSONAS:
+            raise ValueError(f"smtp_persona must be one of {SMTP_PERSONAS}")
 
     # --- token endpoint -------------------------------------------------
 
@@ -168,9 +182,10 @@ class StandinState:
             return self._refresh.get(refresh_token)
 
     def issue_access_token(self, mailboxes: tuple[str, ...], client_id: str,
-                           grant_type: str) -> str:
-        """Makes and remembers a new opaque access token."""
-        token = secrets.token_urlsafe(48)
+                           grant_type: str, prefix: str = "") -> str:
+        """Makes and remembers a new opaque access token (`prefix` first,
+        e.g. Google's "ya29.")."""
+        token = prefix + secrets.token_urlsafe(48)
         issued = IssuedToken(mailboxes, time.time() + self.token_lifetime,
                              client_id, grant_type)
         with self._lock:
@@ -249,8 +264,11 @@ class StandinState:
         """Why `token` may not send as `mailbox`, or "" when it may."""
         with self._lock:
             issued = self._access.get(token)
+            invalidated = token in self._invalidated
         if issued is None:
             return "token was not issued by the stand-in endpoint"
+        if invalidated:
+            return "token was invalidated"
         if time.time() >= issued.expires:
             return "token has expired"
         if mailbox.lower() not in (m.lower() for m in issued.mailboxes):
@@ -309,6 +327,13 @@ class StandinState:
         with self._lock:
             self._smtp_auth_mode = dict(mode)
 
+    def invalidate_access_token(self, token: str) -> None:
+        """From now on the SMTP stand-ins refuse `token` (issued here)."""
+        with self._lock:
+            if token not in self._access:
+                raise ValueError("no such access token was issued")
+            self._invalidated.add(token)
+
     def set_token_fault(self, fault: Optional[dict]) -> None:
         """Installs (or with None clears) a token endpoint fault."""
         with self._lock:
@@ -328,4 +353,8 @@ class StandinState:
                 "token_fault_hits": self._fault_hits,
                 "token_requests_in_flight": self._in_flight,
                 "tls_failures": self._tls_failures,
-                "token_lifetime_seconds": self.token_lifetime}))
+                "token_lifetime_seconds": self.token_lifetime,
+                "smtp_persona": self.smtp_persona,
+                "invalidated_tokens": [token_hash(t)
+                                       for t in sorted(self._invalidated)],
+                "google_revoked": self.google.revoked()}))

@@ -9,7 +9,9 @@ device code flow (POST /{tenant}/oauth2/v2.0/devicecode, then polls with
 the device_code grant; codes kept by standin_device.py), success and error
 bodies shaped as in the reference, 400 for errors and 401 for
 invalid_client. Every request is recorded in StandinState, with the
-outcome of each client assertion check.
+outcome of each client assertion check. POST /token (Google's path, which
+no Microsoft path can be) goes to the Google stand-in, standin_google.py;
+its recordings carry "endpoint": "google-token".
 
 Main types: TokenRequestHandler (one per request, run by a thread of
 http.server.ThreadingHTTPServer) and AadError (an error answer in the
@@ -47,10 +49,13 @@ from typing import Optional
 
 from standin_assertion import (JWT_BEARER, AssertionRejected,
                                verify_client_assertion)
+from standin_google import (GoogleError, answer_google_token_request,
+                            google_json)
 from standin_state import CLOUDS, App, RefreshGrant, StandinState, token_hash
 
 _TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
 _DEVICE_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/devicecode$")
+GOOGLE_TOKEN_PATH = "/token"
 _DELEGATED_TENANTS = ("organizations", "common", "consumers")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _GRANTS = ("client_credentials", "refresh_token", DEVICE_GRANT)
@@ -421,6 +426,9 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault is not None:
             record["status"] = self._send_fault(fault, correlation_id)
+        elif path == GOOGLE_TOKEN_PATH:
+            record["endpoint"] = "google-token"
+            record["status"] = self._answer_google(record, form)
         elif match is None:
             record["status"] = 404
             self._send(404, b"", "text/html")
@@ -451,6 +459,21 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
             record["error"] = err.error
             record["error_code"] = err.code
         self._send(status, _compact(body),
+                   "application/json; charset=utf-8")
+        record["response"] = body
+        return status
+
+    def _answer_google(self, record: dict, form: dict) -> int:
+        """Runs Google's refresh token grant and writes its JSON answer;
+        returns the status."""
+        try:
+            body = answer_google_token_request(self.server.state, form)
+            record["issued"] = token_hash(body["access_token"])
+            status = 200
+        except GoogleError as err:
+            body, status = err.body(), err.status
+            record["error"] = err.error
+        self._send(status, google_json(body),
                    "application/json; charset=utf-8")
         record["response"] = body
         return status
