@@ -6,6 +6,7 @@
 
 #include "exchange.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace xoauth2::plugin {
@@ -132,8 +133,11 @@ int Exchange::Refused(std::string_view challenge, const char** out,
   auto told = ReportRejected(endpoint_, mailbox_, token_);
   std::string helper =
       told ? "told" : "not-told reason=" + told.error().message;
-  Log(SASL_LOG_WARN, Fields("token-refused") + " challenge=\"" +
-                         SanitizeForLog(challenge) + "\" helper=" + helper);
+  // The challenge is JSON: its quotes would end the quoted field early.
+  std::string text = SanitizeForLog(challenge);
+  std::replace(text.begin(), text.end(), '"', '\'');
+  Log(SASL_LOG_WARN,
+      Fields("token-refused") + " challenge=\"" + text + "\" helper=" + helper);
   utils_->seterror(utils_->conn, SASL_NOLOG,
                    "server refused the access token for %s", mailbox_.c_str());
 
