@@ -20,7 +20,6 @@
 #include <sasl/saslutil.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <algorithm>
 
 #include <algorithm>
 #include <chrono>
