@@ -841,9 +841,9 @@ std::string SyntaxErrorPosition(std::string_view text, std::size_t byte,
   return abs_path + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
-std::expected<Config, std::string> ParseConfig(std::string_view text,
-                                               const std::string& abs_path,
-                                               ConfigUse use) {
+// ParseConfig's work; its messages may quote values byte for byte.
+static std::expected<Config, std::string> ParseConfigQuoting(
+    std::string_view text, const std::string& abs_path, ConfigUse use) {
   json root;
   try {
     root = json::parse(text, nullptr, true, true);
@@ -874,6 +874,23 @@ std::expected<Config, std::string> ParseConfig(std::string_view text,
   } catch (const std::exception& error) {
     return std::unexpected(abs_path + ": cannot read: " + error.what());
   }
+}
+
+std::expected<Config, std::string> ParseConfig(std::string_view text,
+                                               const std::string& abs_path,
+                                               ConfigUse use) {
+  // A quoted value could hold a line break or a control byte and forge a
+  // second log line: every message is printable ASCII on one line.
+  auto config = ParseConfigQuoting(text, abs_path, use);
+  if (!config) {
+    std::string message = std::move(config.error());
+    for (char& c : message) {
+      if (c < 0x20 || c > 0x7e)
+        c = '?';
+    }
+    return std::unexpected(std::move(message));
+  }
+  return config;
 }
 
 namespace {

@@ -197,7 +197,9 @@ class LoadTest(unittest.TestCase):
         fault_bench.report_line(line)
         self.assertEqual(figures["failed"], 0, line)
         self.assertEqual(figures["err_other"], 0, line)
-        self.assertEqual(fds_after, baseline_fds, line)
+        # A leak keeps descriptors above the baseline; fewer is fine (the
+        # baseline may include a connection the helper was still closing).
+        self.assertLessEqual(fds_after, baseline_fds, line)
         return figures
 
     def test_concurrent_clients(self) -> None:
