@@ -1,11 +1,15 @@
 #!/bin/sh
 # The whole test suite: installs dependencies, checks formatting, builds,
-# and runs every ctest test (labels: unit, e2e). Needs root for the
-# end-to-end tests, which run private Postfix instances.
+# runs every ctest test (labels: unit, e2e, fault), then the fuzz targets
+# for a bounded time (label fuzz, clang) and the unit and end-to-end
+# suites again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Needs root for the end-to-end tests, which run private Postfix
+# instances. FUZZ_SECONDS sets each fuzz target's run (default 20).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
 "$top/scripts/check-format.sh"
 "$top/scripts/build.sh"
-cd "${BUILD_DIR:-$top/build}"
-ctest --output-on-failure --timeout 600
+(cd "${BUILD_DIR:-$top/build}" && ctest --output-on-failure --timeout 600)
+"$top/scripts/test-fuzz.sh"
+"$top/scripts/test-sanitizers.sh"

@@ -285,7 +285,9 @@ DevicePoller::State DevicePoller::OnFailure(const TokenFailure& failure) {
   if (error == "bad_verification_code")
     return Fail("the token endpoint does not know this code" + again);
   if (failure.failure_class == FailureClass::kThrottled) {
-    next_wait_ = std::max(interval_, failure.retry_after_seconds);
+    // Never wait past the code's own life, whatever Retry-After says.
+    next_wait_ =
+        std::max(interval_, std::min(failure.retry_after_seconds, 3600L));
   }
   if (failure.failure_class == FailureClass::kTemporary ||
       failure.failure_class == FailureClass::kThrottled) {

@@ -203,7 +203,8 @@ std::expected<OpenedFile, std::string> OpenFileAndDirectory(
 
   // Relative to the directory just checked, so both stats fit together.
   std::string name = std::filesystem::path(path).filename().string();
-  opened.fd = openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC);
+  opened.fd =
+      openat(dir.get(), name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (opened.fd < 0) {
     return std::unexpected("cannot open " + path + ": " + ErrnoText(errno));
   }
