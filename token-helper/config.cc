@@ -102,6 +102,8 @@ constexpr std::string_view kAccountKeys[] = {
     "refresh_token_file",
     "scope",
     "refresh_margin_seconds",
+    "allowed_users",
+    "allowed_groups",
 };
 
 // Where in the file a value sits ("accounts[0]") and which file it is.
@@ -313,6 +315,19 @@ Status ReadIds(const Where& where, const json& object, std::string_view key,
       return std::unexpected(id.error());
     out.push_back(*id);
   }
+  return {};
+}
+
+// Reads an account's optional allowed_users and allowed_groups.
+Status ReadAccountPeers(const Where& where, const json& object, Account& out) {
+  std::vector<unsigned> uids;
+  std::vector<unsigned> gids;
+  RETURN_IF_ERROR(ReadIds(where, object, "allowed_users", true, uids));
+  RETURN_IF_ERROR(ReadIds(where, object, "allowed_groups", false, gids));
+  out.restricts_peers =
+      object.contains("allowed_users") || object.contains("allowed_groups");
+  out.allowed_uids.assign(uids.begin(), uids.end());
+  out.allowed_gids.assign(gids.begin(), gids.end());
   return {};
 }
 
@@ -627,6 +642,7 @@ Status ReadAccount(const std::string& path, const json& object,
   RETURN_IF_ERROR(ReadClientCertificate(where, object, out));
   RETURN_IF_ERROR(ReadClientSecret(where, object, out));
   RETURN_IF_ERROR(ReadGrantNeeds(where, object, use, out));
+  RETURN_IF_ERROR(ReadAccountPeers(where, object, out));
   RETURN_IF_ERROR(ReadString(where, object, "scope", out.scope, false));
   if (out.scope.empty() && out.provider == Provider::kGoogle)
     out.scope = std::string(kGoogleMailScope);

@@ -19,7 +19,8 @@
 // loaded and cross-checked by client_assertion.h and then kept in memory).
 // Refresh token files are only checked here (not at all for ConfigUse::
 // kSignIn, which is about to create them) and re-read before each refresh
-// because the helper rewrites them. Users and groups are resolved
+// because the helper rewrites them. Users and groups (the global
+// allowed_users/allowed_groups and each account's own) are resolved
 // with getpwnam_r/getgrnam_r; numbers are taken as ids. Nothing is logged
 // and no exception escapes.
 //
@@ -100,6 +101,11 @@ struct Account {
   // Refresh this long before expiry; the global value unless the account
   // sets its own; 0 (only in tests) means the cache's default.
   long refresh_margin_seconds = 0;
+  // Set when the account has allowed_users or allowed_groups: only those
+  // users and groups (and root) get its tokens, after the global check.
+  bool restricts_peers = false;
+  std::vector<uid_t> allowed_uids;
+  std::vector<gid_t> allowed_gids;
 
   // Microsoft: {authority}/{tenant}/oauth2/v2.0/token; Google:
   // {authority}/token.

@@ -6,6 +6,8 @@
 // waiting requests, cancels fetches), then the reply socket, then the
 // token socket (waits for connections, unlinks). The ReplyWatcher links
 // the two sockets: tokens served on one, SMTP replies seen on the other.
+// Accounts with their own allowed_users/allowed_groups hand their
+// allowlists to the token socket, which checks them per request.
 
 #include "daemon.h"
 
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <vector>
 
 #include "log.h"
 #include "reply_server.h"
@@ -69,6 +72,7 @@ ReplyActions CacheActions(TokenCache& cache, const Config& config) {
 // The token socket's options; it reports served tokens to `watcher`.
 ServerOptions TokenServerOptions(const Config& config, ReplyWatcher& watcher) {
   ServerOptions options{config.socket, PolicyFromConfig(config)};
+  options.accounts = AccountPoliciesFromConfig(config);
   options.on_served = [&watcher](const PeerCredentials& peer,
                                  const protocol::Request& request,
                                  const protocol::Response& response) {
@@ -103,6 +107,18 @@ AccessPolicy PolicyFromConfig(const Config& config) {
   policy.uids = config.allowed_uids;
   policy.gids = config.allowed_gids;
   return policy;
+}
+
+std::vector<AccountPolicy> AccountPoliciesFromConfig(const Config& config) {
+  std::vector<AccountPolicy> policies;
+  for (std::size_t i = 0; i < config.accounts.size(); ++i) {
+    const Account& account = config.accounts[i];
+    if (!account.restricts_peers)
+      continue;
+    policies.push_back({account.mailbox, account.name, i, account.allowed_uids,
+                        account.allowed_gids});
+  }
+  return policies;
 }
 
 protocol::Response HandleRequest(TokenCache& cache,

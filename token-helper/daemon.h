@@ -13,6 +13,8 @@
 #ifndef XOAUTH2_TOKEN_HELPER_DAEMON_H
 #define XOAUTH2_TOKEN_HELPER_DAEMON_H
 
+#include <vector>
+
 #include "config.h"
 #include "protocol.h"
 #include "socket_server.h"
@@ -22,6 +24,10 @@ namespace xoauth2::helper {
 
 // The access policy from allowed_users/allowed_groups (root always allowed).
 AccessPolicy PolicyFromConfig(const Config& config);
+
+// The allowlists of the accounts that set their own allowed_users or
+// allowed_groups, with their index in accounts.
+std::vector<AccountPolicy> AccountPoliciesFromConfig(const Config& config);
 
 // Answers one request from `cache`: a token, a rejection, or the status
 // of every account as one line of JSON (account_status.h).

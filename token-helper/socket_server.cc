@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -55,6 +56,19 @@ protocol::Response Error(protocol::ErrorCode code, std::string text) {
 
 bool Contains(std::span<const unsigned> ids, unsigned id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+// The policy of the account for `mailbox` (case-insensitive) or nullptr.
+const AccountPolicy* FindAccountPolicy(std::span<const AccountPolicy> accounts,
+                                       std::string_view mailbox) {
+  auto lower = [](char c) {
+    return std::tolower(static_cast<unsigned char>(c));
+  };
+  for (const AccountPolicy& account : accounts) {
+    if (std::ranges::equal(account.mailbox, mailbox, {}, lower, lower))
+      return &account;
+  }
+  return nullptr;
 }
 
 // Sends `bytes` once, without blocking and without SIGPIPE.
@@ -203,24 +217,46 @@ void RefuseOverCap(int fd, std::chrono::milliseconds wait) {
 DenialLog::DenialLog(std::string socket_name, std::chrono::seconds window)
     : socket_name_(std::move(socket_name)), window_(window) {}
 
-void DenialLog::Denied(const PeerCredentials& peer, Clock::time_point now) {
-  std::lock_guard lock(mutex_);
-  auto found = windows_.find(peer.uid);
+// Counts a refusal of `uid` inside its open window and returns false, or
+// closes the old window (logging its summary), opens a new one and
+// returns true: the refusal is then to be logged in full. Needs mutex_.
+bool DenialLog::OpenWindow(uid_t uid, Clock::time_point now) {
+  auto found = windows_.find(uid);
   if (found != windows_.end() && now - found->second.start < window_) {
     ++found->second.suppressed;
-    return;
+    return false;
   }
-
-  // A new window: close the old one, then log this refusal in full.
   if (found != windows_.end())
-    Summarise(peer.uid, found->second);
-  windows_[peer.uid] = Window{now, 0};
+    Summarise(uid, found->second);
+  windows_[uid] = Window{now, 0};
+  return true;
+}
+
+void DenialLog::Denied(const PeerCredentials& peer, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (!OpenWindow(peer.uid, now))
+    return;
   Log(LogLevel::kWarn, "peer_denied",
       {{"socket", socket_name_},
        {"uid", peer.uid},
        {"gid", peer.gid},
        {"pid", peer.pid},
        {"fix", "add the user to allowed_users or a group to allowed_groups"}});
+}
+
+void DenialLog::DeniedAccount(const PeerCredentials& peer,
+                              Clock::time_point now, std::string_view account,
+                              std::string_view fix) {
+  std::lock_guard lock(mutex_);
+  if (!OpenWindow(peer.uid, now))
+    return;
+  Log(LogLevel::kWarn, "peer_denied",
+      {{"socket", socket_name_},
+       {"uid", peer.uid},
+       {"gid", peer.gid},
+       {"pid", peer.pid},
+       {"account", account},
+       {"fix", fix}});
 }
 
 void DenialLog::Flush(Clock::time_point now) {
@@ -505,6 +541,33 @@ void SocketServer::Serve(int fd) {
   idle_.notify_all();
 }
 
+// The answer refusing `peer` a token or reject request for an account
+// whose own allowlist does not hold it; nullopt when it may go on.
+std::optional<protocol::Response> SocketServer::CheckAccount(
+    const PeerCredentials& peer, const protocol::Request& request) {
+  if (request.verb == protocol::Verb::kStatus)
+    return std::nullopt;
+  const AccountPolicy* account =
+      FindAccountPolicy(options_.accounts, request.mailbox);
+  if (account == nullptr)
+    return std::nullopt;
+
+  // The global policy's rule for root applies here too.
+  AccessPolicy policy{account->uids, account->gids,
+                      options_.policy.always_allow_root};
+  if (IsPeerAllowed(policy, peer, {}) ||
+      IsPeerAllowed(policy, peer, GroupsOfUser(peer.uid))) {
+    return std::nullopt;
+  }
+  std::string fix = "add the user to accounts[" +
+                    std::to_string(account->index) + "].allowed_users";
+  account_denials_.DeniedAccount(peer, Clock::now(), account->name, fix);
+  return Error(protocol::ErrorCode::kDenied,
+               "uid " + std::to_string(peer.uid) +
+                   " may not ask for tokens of account " + account->name +
+                   "; " + fix);
+}
+
 // Checks the peer, reads the request and produces the answer line.
 std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
   std::vector<gid_t> groups;
@@ -530,6 +593,9 @@ std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
     return protocol::FormatResponse(
         Error(request.error().code, request.error().text));
   }
+
+  if (auto denied = CheckAccount(peer, *request))
+    return protocol::FormatResponse(*denied);
 
   protocol::Response response = handler_(*request);
   if (options_.on_served && response.ok && !response.token.empty())

@@ -10,8 +10,10 @@
 // the directory's mode, 0750 root:postfix under systemd, keeps other users
 // away) and accepts connections on its own thread. Each connection runs
 // on its own detached thread, at most max_connections at once: check the
-// peer, read one line (2 s deadline, 1024-byte limit), answer one line,
-// close. Connections over the cap get `err unavailable too many
+// peer, read one line (2 s deadline, 1024-byte limit), check the peer
+// against the account's own allowlist for token and reject requests (see
+// AccountPolicy; status is governed by the global policy only), answer
+// one line, close. Connections over the cap get `err unavailable too many
 // connections` from the accept thread, which then reads their request
 // line for a moment before closing, so that a client that writes first
 // reads the reason instead of meeting a broken pipe.
@@ -26,8 +28,9 @@
 // the socket it created. The handler and the optional on_served observer
 // are called concurrently and must be thread-safe. Logging: refused peers
 // (warn, with uid and pid, through DenialLog: at most one line per uid a
-// minute plus a summary), socket_recreated and internal errors are logged
-// here; answers are logged at debug level.
+// minute plus a summary; refusals by an account's allowlist have their
+// own DenialLog and also name the account), socket_recreated and internal
+// errors are logged here; answers are logged at debug level.
 
 #ifndef XOAUTH2_TOKEN_HELPER_SOCKET_SERVER_H
 #define XOAUTH2_TOKEN_HELPER_SOCKET_SERVER_H
@@ -41,8 +44,10 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -62,6 +67,17 @@ struct AccessPolicy {
   std::vector<uid_t> uids;
   std::vector<gid_t> gids;
   bool always_allow_root = true;  // tests turn this off
+};
+
+// Who may ask for one account's tokens (its own allowed_users and
+// allowed_groups), checked after the global policy; root follows the
+// global policy's always_allow_root.
+struct AccountPolicy {
+  std::string mailbox;    // compared case-insensitively
+  std::string name;       // the account's name, for answers and logs
+  std::size_t index = 0;  // N in accounts[N], for the fix
+  std::vector<uid_t> uids;
+  std::vector<gid_t> gids;
 };
 
 // True when the peer's uid is listed, its gid is listed, or one of
@@ -88,6 +104,11 @@ class DenialLog {
   // Records one refusal of `peer` at `now`, logging it or counting it.
   void Denied(const PeerCredentials& peer, Clock::time_point now);
 
+  // As Denied, for a refusal by the allowlist of `account` (its name);
+  // the full line also carries account and `fix`.
+  void DeniedAccount(const PeerCredentials& peer, Clock::time_point now,
+                     std::string_view account, std::string_view fix);
+
   // Logs the summaries of windows closed by `now` and forgets them.
   void Flush(Clock::time_point now);
 
@@ -96,6 +117,7 @@ class DenialLog {
     Clock::time_point start;
     std::size_t suppressed = 0;
   };
+  bool OpenWindow(uid_t uid, Clock::time_point now);
   void Summarise(uid_t uid, const Window& window);
 
   std::string socket_name_;
@@ -117,6 +139,9 @@ using ServedObserver = std::function<void(const PeerCredentials& peer,
 struct ServerOptions {
   std::string path;
   AccessPolicy policy;
+  // Accounts with their own allowlist; others are served to every peer
+  // the global policy allows.
+  std::vector<AccountPolicy> accounts = {};
   std::size_t max_connections = 64;
   std::chrono::milliseconds read_timeout{2000};
   // How long a connection over the cap may take to send its request.
@@ -152,6 +177,8 @@ class SocketServer {
   void KeepSocketFile();
   void Serve(int fd);
   std::string Respond(int fd, const PeerCredentials& peer);
+  std::optional<protocol::Response> CheckAccount(
+      const PeerCredentials& peer, const protocol::Request& request);
 
   ServerOptions options_;
   RequestHandler handler_;
@@ -165,6 +192,7 @@ class SocketServer {
   bool recreate_failed_ = false;  // logged once until it works again
   std::chrono::steady_clock::time_point next_check_;
   DenialLog denials_{"token"};
+  DenialLog account_denials_{"token"};
   std::thread acceptor_;
 
   std::mutex mutex_;

@@ -4,7 +4,8 @@
 // file, every kind of malformed file (table-driven: each message must name
 // the absolute path and the field), JSON syntax errors with line and
 // column (F03), example placeholders refused by name (F20), size limits,
-// per-account refresh margins and Google accounts.
+// per-account refresh margins, per-account allowed_users/allowed_groups
+// and Google accounts.
 
 #include <gtest/gtest.h>
 
@@ -232,6 +233,16 @@ std::vector<BadCase> BadCases() {
        ConfigJson(AccountJson(), R"("allowed_groups": ["no-such-group-x"],)"),
        {"allowed_groups[0] names group \"no-such-group-x\", which does not "
         "exist"}},
+      {"AccountUnknownUser",
+       ConfigJson(AccountJson(R"(, "allowed_users": [0, "no-such-user-x"])")),
+       {"accounts[0].allowed_users[1] names user \"no-such-user-x\", which "
+        "does not exist on this system; create it or fix the name"}},
+      {"AccountUnknownGroup",
+       ConfigJson(AccountJson(R"(, "allowed_groups": ["no-such-group-x"])")),
+       {"accounts[0].allowed_groups[0] names group \"no-such-group-x\""}},
+      {"AccountUsersNotArray",
+       ConfigJson(AccountJson(R"(, "allowed_users": "postfix")")),
+       {"accounts[0].allowed_users must be an array, not string"}},
       {"SocketRelative",
        R"({"socket": "token.sock", "accounts": [)" + AccountJson() + "]}",
        {"socket must be an absolute path"}},
@@ -405,6 +416,48 @@ TEST(HelperConfig, GoogleAccount) {
   ASSERT_TRUE(config) << config.error();
   EXPECT_EQ(config->accounts[0].TokenUrl(), "https://127.0.0.1:8443/token");
 }
+
+struct AccountPeersCase {
+  const char* name;
+  std::string extra;  // spliced into the account
+  bool restricts;
+  std::vector<uid_t> uids;
+  std::vector<gid_t> gids;
+};
+
+class HelperConfigAccountPeers
+    : public ::testing::TestWithParam<AccountPeersCase> {};
+
+// An account's allowed_users/allowed_groups are resolved like the global
+// ones; an account without them does not restrict peers.
+TEST_P(HelperConfigAccountPeers, Resolved) {
+  const AccountPeersCase& c = GetParam();
+  auto config =
+      ParseConfig(ConfigJson(AccountJson(c.extra)), "/etc/x/config.json");
+  ASSERT_TRUE(config) << config.error();
+  const Account& account = config->accounts[0];
+  EXPECT_EQ(account.restricts_peers, c.restricts);
+  EXPECT_EQ(account.allowed_uids, c.uids);
+  EXPECT_EQ(account.allowed_gids, c.gids);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperConfigAccountPeers,
+    ::testing::Values(
+        AccountPeersCase{"None", "", false, {}, {}},
+        AccountPeersCase{"Users",
+                         R"(, "allowed_users": ["root", 107, "1001"])",
+                         true,
+                         {0, 107, 1001},
+                         {}},
+        AccountPeersCase{"Groups",
+                         R"(, "allowed_groups": ["root", 113])",
+                         true,
+                         {},
+                         {0, 113}},
+        AccountPeersCase{
+            "EmptyUsers", R"(, "allowed_users": [])", true, {}, {}}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // F20: the shipped example is refused by name until it is filled in.
 TEST(HelperConfig, F20ShippedExampleRefusedByName) {

@@ -2,7 +2,8 @@
 //
 // Unit tests of the socket server (socket_server.h) over temporary Unix
 // sockets: byte-exact answers for tokens, unknown mailboxes, oversize and
-// malformed requests, refused peers (with root not allowed by policy), the
+// malformed requests, refused peers (with root not allowed by policy),
+// per-account allowlists (table-driven, byte-exact denial line), the
 // connection cap, socket set-up (directory, mode, stale and live sockets),
 // and F13 through the socket with the real cache and a fake fetcher.
 
@@ -146,6 +147,132 @@ TEST(HelperSocketServer, DeniedPeerIsLoggedWithUidAndPid) {
                          " may not ask for tokens; see allowed_users\n");
   EXPECT_TRUE(log.Has({"event=peer_denied", "uid=" + std::to_string(getuid()),
                        "pid=" + std::to_string(getpid())}));
+  server.Stop();
+}
+
+// The allowlist of accounts[2], named relay (its mailbox spelt in
+// another case than the requests).
+AccountPolicy RelayPolicy(std::vector<uid_t> uids, std::vector<gid_t> gids) {
+  return AccountPolicy{"Relay@Example.COM", "relay", 2, std::move(uids),
+                       std::move(gids)};
+}
+
+struct AccountAccessCase {
+  const char* name;
+  std::vector<AccountPolicy> accounts;
+  std::string request;
+  std::string answer;  // empty: the account's denial line
+};
+
+class HelperAccountAccess : public ::testing::TestWithParam<AccountAccessCase> {
+};
+
+// The global policy lets the test's uid in (root only through the list);
+// the account's own allowlist then decides.
+TEST_P(HelperAccountAccess, Answer) {
+  const AccountAccessCase& c = GetParam();
+  TempDir dir;
+  LogCapture log;
+  ServerOptions options = Options(dir);
+  options.policy.always_allow_root = false;
+  options.accounts = c.accounts;
+  SocketServer server(options, FixedAnswer);
+  ASSERT_TRUE(server.Start());
+
+  auto answer = ExchangeLine(options.path, c.request, kTimeout);
+  ASSERT_TRUE(answer) << answer.error();
+  std::string uid = std::to_string(getuid());
+  std::string denied = "err denied uid " + uid +
+                       " may not ask for tokens of account relay; add the "
+                       "user to accounts[2].allowed_users\n";
+  EXPECT_EQ(*answer, c.answer.empty() ? denied : c.answer);
+  bool logged = log.Has({"level=warn event=peer_denied socket=token uid=" + uid,
+                         "pid=" + std::to_string(getpid()), "account=relay",
+                         "fix=\"add the user to accounts[2].allowed_users\""});
+  EXPECT_EQ(logged, c.answer.empty()) << log.Lines().size() << " lines";
+  server.Stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperAccountAccess,
+    ::testing::Values(
+        AccountAccessCase{"UidNotListed",
+                          {RelayPolicy({getuid() + 4242}, {})},
+                          "v1 token relay@example.com\n",
+                          ""},
+        AccountAccessCase{"EmptyLists",
+                          {RelayPolicy({}, {})},
+                          "v1 token relay@example.com\n",
+                          ""},
+        AccountAccessCase{"GroupNotListed",
+                          {RelayPolicy({}, {getgid() + 4242})},
+                          "v1 token relay@example.com\n",
+                          ""},
+        AccountAccessCase{"RejectDenied",
+                          {RelayPolicy({getuid() + 4242}, {})},
+                          "v1 reject relay@example.com abc\n",
+                          ""},
+        AccountAccessCase{"NoAccountKeys",
+                          {},
+                          "v1 token relay@example.com\n",
+                          "ok eyJ0eXAi.TEST.SIG 1700000000\n"},
+        AccountAccessCase{
+            "OtherAccountRestricted",
+            {AccountPolicy{
+                "other@example.com", "other", 0, {getuid() + 4242}, {}}},
+            "v1 token relay@example.com\n",
+            "ok eyJ0eXAi.TEST.SIG 1700000000\n"},
+        AccountAccessCase{"UidListed",
+                          {RelayPolicy({getuid()}, {})},
+                          "v1 token relay@example.com\n",
+                          "ok eyJ0eXAi.TEST.SIG 1700000000\n"},
+        AccountAccessCase{"GroupListed",
+                          {RelayPolicy({getuid() + 4242}, {getgid()})},
+                          "v1 token relay@example.com\n",
+                          "ok eyJ0eXAi.TEST.SIG 1700000000\n"},
+        AccountAccessCase{"StatusGovernedByGlobalOnly",
+                          {RelayPolicy({getuid() + 4242}, {})},
+                          "v1 status\n",
+                          "err no-account no account\n"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// Only accounts with their own keys get a policy, with their index.
+TEST(HelperSocketServer, AccountPoliciesFromConfig) {
+  Config config;
+  config.accounts.resize(3);
+  config.accounts[0].mailbox = "open@example.com";
+  config.accounts[1].mailbox = "relay@example.com";
+  config.accounts[1].name = "relay";
+  config.accounts[1].restricts_peers = true;
+  config.accounts[1].allowed_uids = {107};
+  config.accounts[1].allowed_gids = {113};
+  config.accounts[2].mailbox = "none@example.com";
+  config.accounts[2].restricts_peers = true;
+
+  std::vector<AccountPolicy> policies = AccountPoliciesFromConfig(config);
+  ASSERT_EQ(policies.size(), 2u);
+  EXPECT_EQ(policies[0].mailbox, "relay@example.com");
+  EXPECT_EQ(policies[0].name, "relay");
+  EXPECT_EQ(policies[0].index, 1u);
+  EXPECT_EQ(policies[0].uids, (std::vector<uid_t>{107}));
+  EXPECT_EQ(policies[0].gids, (std::vector<gid_t>{113}));
+  EXPECT_EQ(policies[1].index, 2u);
+  EXPECT_TRUE(policies[1].uids.empty());
+}
+
+// Root is let in by the account's allowlist as by the global one.
+TEST(HelperSocketServer, AccountAllowlistFollowsTheGlobalRootRule) {
+  if (getuid() != 0)
+    GTEST_SKIP() << "needs to run as root";
+  TempDir dir;
+  ServerOptions options = Options(dir);
+  options.accounts = {RelayPolicy({4242}, {})};
+  SocketServer server(options, FixedAnswer);
+  ASSERT_TRUE(server.Start());
+  auto answer =
+      ExchangeLine(options.path, "v1 token relay@example.com\n", kTimeout);
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(*answer, "ok eyJ0eXAi.TEST.SIG 1700000000\n");
   server.Stop();
 }
 
