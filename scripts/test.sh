@@ -10,6 +10,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
 "$top/scripts/check-format.sh"
 "$top/scripts/build.sh"
-(cd "${BUILD_DIR:-$top/build}" && ctest --output-on-failure --timeout 600)
+build=${BUILD_DIR:-$top/build}
+(cd "$build" && ctest --output-on-failure --timeout 600)
+# The fault and load runs' figures (messages, deferrals, drain time,
+# latency, memory, descriptors), one line per run.
+[ -f "$build/fault-figures.txt" ] && cat "$build/fault-figures.txt"
 "$top/scripts/test-fuzz.sh"
 "$top/scripts/test-sanitizers.sh"
