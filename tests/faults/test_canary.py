@@ -100,8 +100,13 @@ class CanaryTest(unittest.TestCase):
         if " status" in helper.command("--help").stdout:
             commands.append(("status",))
         for args in commands:
-            result = helper.command(*args)
-            self.assertEqual(result.returncode, 0, result.stderr)
+            # Right after the 500 the helper may still be in its backoff
+            # and answer `unavailable`; wait for the answer it settles on.
+            result = harness.wait_until(
+                lambda: (lambda r: r if r.returncode == 0 else None)(
+                    helper.command(*args)),
+                30, f"token-helper {' '.join(args)} to succeed",
+                interval=0.5)
             self.outputs["cli " + " ".join(args)] = (result.stdout
                                                      + result.stderr)
 
