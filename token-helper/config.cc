@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 
+#include "ascii.h"
 #include "protocol.h"
 #include "secret_file.h"
 
@@ -119,15 +120,6 @@ struct Where {
     return std::unexpected(path + ": " + Field(key) + " " + std::string(text));
   }
 };
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 std::string JoinKeys(std::span<const std::string_view> keys) {
   std::string out;
@@ -576,7 +568,7 @@ Status ReadClientCredentialsNeeds(const Where& where, const json& object,
                       "is set but grant is client_credentials, which uses "
                       "no refresh token; remove it or change the grant");
   }
-  std::string tenant = Lower(out.tenant);
+  std::string tenant = AsciiLower(out.tenant);
   if (tenant == "common" || tenant == "organizations" ||
       tenant == "consumers") {
     return where.Fail("tenant", "is " + out.tenant +
@@ -666,7 +658,7 @@ Status ReadAccounts(const std::string& path, const json& root, ConfigUse use,
     Account account;
     RETURN_IF_ERROR(ReadAccount(path, (*it)[i], i, use, account));
     for (std::size_t j = 0; j < out.size(); ++j) {
-      if (Lower(out[j].mailbox) != Lower(account.mailbox))
+      if (!SameMailbox(out[j].mailbox, account.mailbox))
         continue;
       return std::unexpected(
           path + ": accounts[" + std::to_string(i) + "].mailbox " +
@@ -796,9 +788,9 @@ Credential Account::credential() const {
 }
 
 const Account* Config::FindAccount(std::string_view mailbox) const {
-  std::string wanted = Lower(mailbox);
+  std::string wanted = AsciiLower(mailbox);
   for (const Account& account : accounts) {
-    if (Lower(account.mailbox) == wanted)
+    if (AsciiLower(account.mailbox) == wanted)
       return &account;
   }
   return nullptr;

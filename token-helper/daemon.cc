@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -44,14 +43,8 @@ sigset_t BlockTerminationSignals() {
 
 // The configured name of the account whose mailbox is `mailbox`.
 std::string AccountName(const Config& config, std::string_view mailbox) {
-  auto same = [mailbox](const Account& account) {
-    return std::ranges::equal(account.mailbox, mailbox, [](char a, char b) {
-      return std::tolower(static_cast<unsigned char>(a)) ==
-             std::tolower(static_cast<unsigned char>(b));
-    });
-  };
-  auto found = std::ranges::find_if(config.accounts, same);
-  return found == config.accounts.end() ? std::string() : found->name;
+  const Account* account = config.FindAccount(mailbox);
+  return account == nullptr ? std::string() : account->name;
 }
 
 // What the reply watcher may do to the cache.

@@ -5,8 +5,8 @@
 #include "reply_watcher.h"
 
 #include <algorithm>
-#include <cctype>
 
+#include "ascii.h"
 #include "log.h"
 
 namespace xoauth2::helper {
@@ -14,13 +14,6 @@ namespace {
 
 // Longest part of a server reply copied into a log line.
 constexpr std::size_t kMaxLoggedReply = 200;
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool StartsWithCode(std::string_view line, std::string_view code) {
   return line.size() >= 3 && line.substr(0, 3) == code &&
@@ -40,7 +33,7 @@ std::string LoggedReply(std::string_view line) {
 }  // namespace
 
 ReplyKind ClassifyReply(std::string_view line) {
-  std::string lower = Lower(line);
+  std::string lower = AsciiLower(line);
   auto has = [&lower](std::string_view part) {
     return lower.find(part) != std::string::npos;
   };
@@ -219,7 +212,7 @@ void ReplyWatcher::Act(ReplyKind kind, const ServedToken& served,
 void ReplyWatcher::WarnConfiguration(ReplyKind kind, const ServedToken& served,
                                      std::string_view line) {
   std::string fix;
-  bool mailbox = Lower(line).find("for the mailbox") != std::string::npos;
+  bool mailbox = AsciiLower(line).find("for the mailbox") != std::string::npos;
   if (kind == ReplyKind::kAuthDisabled) {
     fix = std::string("SMTP AUTH is switched off for the ") +
           (mailbox ? "mailbox" : "tenant") +

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "ascii.h"
 #include "log.h"
 #include "secret_file.h"
 #include "socket_client.h"
@@ -61,11 +62,8 @@ bool Contains(std::span<const unsigned> ids, unsigned id) {
 // The policy of the account for `mailbox` (case-insensitive) or nullptr.
 const AccountPolicy* FindAccountPolicy(std::span<const AccountPolicy> accounts,
                                        std::string_view mailbox) {
-  auto lower = [](char c) {
-    return std::tolower(static_cast<unsigned char>(c));
-  };
   for (const AccountPolicy& account : accounts) {
-    if (std::ranges::equal(account.mailbox, mailbox, {}, lower, lower))
+    if (SameMailbox(account.mailbox, mailbox))
       return &account;
   }
   return nullptr;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "ascii.h"
 #include "log.h"
 
 namespace xoauth2::helper {
@@ -80,13 +81,6 @@ std::int64_t FileMtime(const std::string& path) {
   if (path.empty() || stat(path.c_str(), &info) != 0)
     return 0;
   return static_cast<std::int64_t>(info.st_mtime);
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 const SystemCacheClock kSystemClock;
@@ -161,9 +155,9 @@ void TokenCache::ClockChanged() {
 }
 
 TokenCache::State* TokenCache::Find(std::string_view mailbox) {
-  std::string wanted = Lower(mailbox);
+  std::string wanted = AsciiLower(mailbox);
   for (auto& state : states_) {
-    if (Lower(state->account.mailbox) == wanted)
+    if (AsciiLower(state->account.mailbox) == wanted)
       return state.get();
   }
   return nullptr;

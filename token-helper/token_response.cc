@@ -14,6 +14,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "ascii.h"
 #include "protocol.h"
 
 namespace xoauth2::helper {
@@ -40,15 +41,6 @@ constexpr ErrorRule kErrorRules[] = {
     {"unsupported_grant_type", FailureClass::kConfiguration},
     {"temporarily_unavailable", FailureClass::kTemporary},
 };
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 // A string member or "" when absent or not a string.
 std::string StringField(const json& object, const char* key) {
@@ -230,7 +222,8 @@ std::expected<TokenGrant, TokenFailure> SuccessGrant(const json& body) {
 
   auto type = body.find("token_type");
   if (type != body.end() &&
-      (!type->is_string() || Lower(type->get<std::string>()) != "bearer")) {
+      (!type->is_string() ||
+       AsciiLower(type->get<std::string>()) != "bearer")) {
     return bad("has a token_type other than Bearer");
   }
 
