@@ -1,22 +1,19 @@
 // SPDX-License-Identifier: MIT
 //
-// ReplyServer: socket set-up, the poll loop over the listening socket, a
-// wake-up pipe and every connection, netstring framing and the constant
-// `NOTFOUND ` answer. See reply_server.h.
+// ReplyServer: the poll loop over its UnixListener and every connection,
+// netstring framing and the constant `NOTFOUND ` answer. See
+// reply_server.h.
 
 #include "reply_server.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "log.h"
 #include "netstring.h"
@@ -37,21 +34,6 @@ namespace {
 // socketmap_table(5): "NOTFOUND " means no match, the reply stays as is.
 const std::string kNotFound = FormatNetstring("NOTFOUND ");
 
-std::string ErrnoText() {
-  return std::strerror(errno);
-}
-
-// True when the peer may use the socket; `denials` logs refusals.
-bool Admit(const AccessPolicy& policy, const PeerCredentials& peer,
-           DenialLog& denials) {
-  if (IsPeerAllowed(policy, peer, {}) ||
-      IsPeerAllowed(policy, peer, GroupsOfUser(peer.uid))) {
-    return true;
-  }
-  denials.Denied(peer, DenialLog::Clock::now());
-  return false;
-}
-
 }  // namespace
 
 std::string ReplySocketPath(const std::string& token_socket) {
@@ -60,57 +42,19 @@ std::string ReplySocketPath(const std::string& token_socket) {
 }
 
 ReplyServer::ReplyServer(ReplyServerOptions options, ReplyCallback callback)
-    : options_(std::move(options)), callback_(std::move(callback)) {}
+    : options_(std::move(options)),
+      callback_(std::move(callback)),
+      listener_(
+          {options_.path, "reply", options_.policy, options_.check_interval}) {}
 
 ReplyServer::~ReplyServer() {
   Stop();
 }
 
-// Replaces a stale socket, then socket, bind, chmod 0666, listen. The
-// token socket was bound first, so no live helper owns this path.
-std::expected<void, std::string> ReplyServer::Bind() {
-  struct stat info {};
-  if (lstat(options_.path.c_str(), &info) == 0) {
-    if (!S_ISSOCK(info.st_mode)) {
-      return std::unexpected(options_.path +
-                             " exists and is not a socket; remove it");
-    }
-    unlink(options_.path.c_str());
-  }
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (options_.path.size() >= sizeof address.sun_path)
-    return std::unexpected(options_.path + ": socket path too long");
-  std::memcpy(address.sun_path, options_.path.c_str(),
-              options_.path.size() + 1);
-
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0)
-    return std::unexpected("socket: " + ErrnoText());
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) !=
-          0 ||
-      chmod(options_.path.c_str(), 0666) != 0 ||
-      stat(options_.path.c_str(), &info) != 0 || listen(listen_fd_, 128) != 0) {
-    return std::unexpected("cannot listen on " + options_.path + ": " +
-                           ErrnoText());
-  }
-  socket_inode_ = info.st_ino;
-  return {};
-}
-
 std::expected<void, std::string> ReplyServer::Start() {
-  auto ready = Bind();
-  int pipe_fds[2];
-  if (ready && pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
-    ready = std::unexpected("pipe: " + ErrnoText());
-  if (!ready) {
-    if (listen_fd_ >= 0)
-      close(listen_fd_);
-    listen_fd_ = -1;
-    return ready;
-  }
-  wake_read_ = pipe_fds[0];
-  wake_write_ = pipe_fds[1];
+  auto opened = listener_.Open();
+  if (!opened)
+    return opened;
   thread_ = std::thread(&ReplyServer::Loop, this);
   return {};
 }
@@ -118,43 +62,34 @@ std::expected<void, std::string> ReplyServer::Start() {
 void ReplyServer::Stop() {
   if (!thread_.joinable())
     return;
-  char byte = 1;
-  ssize_t ignored = write(wake_write_, &byte, 1);
-  (void)ignored;
+  listener_.Wake();
   thread_.join();
 
   for (Connection& connection : connections_)
     close(connection.fd);
   connections_.clear();
-  struct stat info {};
-  if (stat(options_.path.c_str(), &info) == 0 && info.st_ino == socket_inode_)
-    unlink(options_.path.c_str());
-  close(listen_fd_);
-  close(wake_read_);
-  close(wake_write_);
-  listen_fd_ = wake_read_ = wake_write_ = -1;
+  listener_.Close();
 }
 
 // Waits for activity on all sockets and serves it, until woken to stop.
 void ReplyServer::Loop() {
   std::vector<pollfd> entries;
   while (true) {
-    entries.assign({{wake_read_, POLLIN, 0}, {listen_fd_, POLLIN, 0}});
+    entries.clear();
     for (const Connection& connection : connections_)
       entries.push_back({connection.fd, POLLIN, 0});
-    if (poll(entries.data(), entries.size(), PollTimeout()) < 0) {
-      if (errno == EINTR)
-        continue;
-      Log(LogLevel::kError, "reply_poll_failed", {{"error", ErrnoText()}});
+    auto woken = listener_.Wait(entries, PollTimeout());
+    if (!woken) {
+      Log(LogLevel::kError, "reply_poll_failed", {{"error", woken.error()}});
       return;
     }
-    if (entries[0].revents != 0)
+    if (*woken == Wakeup::kStop)
       return;
 
     // Serve readable connections (those polled, in order), then accept.
     std::vector<int> closing;
-    for (std::size_t i = 2; i < entries.size(); ++i) {
-      Connection& connection = connections_[i - 2];
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      Connection& connection = connections_[i];
       if (entries[i].revents != 0 && !Receive(connection))
         closing.push_back(connection.fd);
     }
@@ -164,38 +99,31 @@ void ReplyServer::Loop() {
         close(connection.fd);
       return gone;
     });
-    if (entries[1].revents != 0)
+    if (*woken == Wakeup::kIncoming)
       Accept();
     CloseIdle();
-    denials_.Flush(DenialLog::Clock::now());
   }
 }
 
 // Accepts one connection if the peer is allowed and there is room.
 void ReplyServer::Accept() {
-  int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  int fd = listener_.Accept(SOCK_NONBLOCK);
   if (fd < 0)
     return;
-  ucred cred{};
-  socklen_t length = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) {
-    close(fd);
-    return;
-  }
-  PeerCredentials peer{cred.pid, cred.uid, cred.gid};
-  if (!Admit(options_.policy, peer, denials_)) {
+  std::optional<PeerCredentials> peer = PeerOf(fd);
+  if (!peer || !listener_.Admit(*peer)) {
     close(fd);
     return;
   }
   if (connections_.size() >= options_.max_connections) {
     Log(LogLevel::kWarn, "reply_connection_refused",
-        {{"pid", peer.pid},
+        {{"pid", peer->pid},
          {"reason", "too many open reply connections"},
          {"limit", options_.max_connections}});
     close(fd);
     return;
   }
-  connections_.push_back(Connection{fd, peer, {}, Clock::now()});
+  connections_.push_back(Connection{fd, *peer, {}, Clock::now()});
 }
 
 // Reads what is there and answers every complete request; false when the

@@ -8,20 +8,18 @@
 // (ReplyWatcher::ReplySeen in the daemon).
 //
 // The socket is `reply.sock` beside the token socket (ReplySocketPath),
-// mode 0666 like it; peers are checked against the same AccessPolicy when
-// they connect, and refused peers are logged (rate-limited by DenialLog)
-// and disconnected. smtp(8)
-// keeps its connection open for many lookups, so ReplyServer serves all
-// connections from one poll(2) thread it owns (never the token server's
-// threads): non-blocking sockets, a buffer per connection, requests framed
-// as netstrings of at most max_request bytes, idle connections closed
-// after idle_timeout, at most max_connections at once. A connection that
-// breaks the framing is logged and closed; Postfix then reports a lookup
-// error for that reply line and defers the message.
-//
-// Unlike the token socket, a reply socket that disappears while the helper
-// runs (its directory removed) is not bound again; KNOWN_ISSUES.md lists
-// this ("Only the token socket is recreated when it disappears").
+// set up by a UnixListener as the token socket is (unix_listener.h: mode
+// 0666, bound again within check_interval when it disappears, logged as
+// socket_recreated); peers are checked against the same AccessPolicy when
+// they connect, and refused peers are logged (peer_denied socket=reply,
+// rate-limited) and disconnected. smtp(8) keeps its connection open for
+// many lookups, so ReplyServer serves all connections from one poll(2)
+// thread it owns (never the token server's threads): non-blocking
+// sockets, a buffer per connection, requests framed as netstrings of at
+// most max_request bytes, idle connections closed after idle_timeout, at
+// most max_connections at once. A connection that breaks the framing is
+// logged and closed; Postfix then reports a lookup error for that reply
+// line and defers the message.
 //
 // The callback runs on the poll thread and must not block. Start() and
 // Stop() are called from one thread; Stop() joins the thread, closes every
@@ -29,8 +27,6 @@
 
 #ifndef XOAUTH2_TOKEN_HELPER_REPLY_SERVER_H
 #define XOAUTH2_TOKEN_HELPER_REPLY_SERVER_H
-
-#include <sys/types.h>
 
 #include <chrono>
 #include <cstddef>
@@ -41,7 +37,7 @@
 #include <thread>
 #include <vector>
 
-#include "socket_server.h"
+#include "unix_listener.h"
 
 namespace xoauth2::helper {
 
@@ -58,6 +54,8 @@ struct ReplyServerOptions {
   std::size_t max_connections = 256;
   std::size_t max_request = 4096;  // netstring payload bytes
   std::chrono::milliseconds idle_timeout{60000};
+  // How often the listener checks that the socket file is still there.
+  std::chrono::milliseconds check_interval{5000};
 };
 
 class ReplyServer {
@@ -74,10 +72,15 @@ class ReplyServer {
   // Stops the thread, closes all connections, unlinks the socket.
   void Stop();
 
+  // Checks peers connecting from now on against `policy` (a
+  // configuration reload). Thread-safe.
+  void SetPolicy(AccessPolicy policy) {
+    listener_.SetPolicy(std::move(policy));
+  }
+
  private:
   struct Connection;
 
-  std::expected<void, std::string> Bind();
   void Loop();
   void Accept();
   bool Receive(Connection& connection);
@@ -87,11 +90,7 @@ class ReplyServer {
 
   ReplyServerOptions options_;
   ReplyCallback callback_;
-  int listen_fd_ = -1;
-  int wake_read_ = -1;
-  int wake_write_ = -1;
-  ino_t socket_inode_ = 0;
-  DenialLog denials_{"reply"};  // refusals, at most one line a minute a uid
+  UnixListener listener_;
   std::vector<Connection> connections_;  // only the poll thread touches it
   std::thread thread_;
 };

@@ -1,30 +1,22 @@
 // SPDX-License-Identifier: MIT
 //
-// SocketServer: listening socket set-up, the accept loop (poll on the
-// socket and a wake-up pipe), and per-connection handling with peer
-// checks, a bounded line read and a one-line answer.
+// SocketServer: the accept loop over its UnixListener, the connection cap,
+// and per-connection handling with peer checks, a bounded line read and a
+// one-line answer.
 
 #include "socket_server.h"
 
-#include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
+#include <span>
 
 #include "ascii.h"
 #include "log.h"
-#include "secret_file.h"
-#include "socket_client.h"
 
 namespace xoauth2::helper {
 namespace {
@@ -44,19 +36,11 @@ std::string_view VerbName(protocol::Verb verb) {
 
 using Clock = std::chrono::steady_clock;
 
-std::string ErrnoText() {
-  return std::strerror(errno);
-}
-
 protocol::Response Error(protocol::ErrorCode code, std::string text) {
   protocol::Response response;
   response.code = code;
   response.text = std::move(text);
   return response;
-}
-
-bool Contains(std::span<const unsigned> ids, unsigned id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
 // The policy of the account for `mailbox` (case-insensitive) or nullptr.
@@ -134,50 +118,6 @@ std::expected<std::string, protocol::Response> ReadRequest(
   return line;
 }
 
-// The peer's credentials from the kernel.
-std::optional<PeerCredentials> PeerOf(int fd) {
-  ucred cred{};
-  socklen_t length = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) {
-    return std::nullopt;
-  }
-  return PeerCredentials{cred.pid, cred.uid, cred.gid};
-}
-
-// mkdir -p with mode 0755 for each directory it creates.
-std::expected<void, std::string> MakeDirectories(
-    const std::filesystem::path& dir) {
-  std::filesystem::path partial;
-  for (const auto& part : dir) {
-    partial /= part;
-    if (mkdir(partial.c_str(), 0755) == 0) {
-      chmod(partial.c_str(), 0755);  // the umask may have removed bits
-    } else if (errno != EEXIST) {
-      return std::unexpected("cannot create directory " + partial.string() +
-                             ": " + ErrnoText());
-    }
-  }
-  return {};
-}
-
-// Refuses a socket directory others may write to without the sticky bit:
-// any local user could put a socket of their own in place of ours.
-std::expected<mode_t, std::string> CheckSocketDirectory(
-    const std::string& dir) {
-  struct stat info {};
-  if (stat(dir.c_str(), &info) != 0) {
-    return std::unexpected("cannot stat " + dir + ": " + ErrnoText());
-  }
-  if ((info.st_mode & S_IWOTH) != 0 && (info.st_mode & S_ISVTX) == 0) {
-    return std::unexpected(
-        "the socket directory " + dir + " has mode " + ModeText(info.st_mode) +
-        " (writable by others, no sticky bit), so any local user could "
-        "replace the socket; fix: chmod 0750 " +
-        dir + " (group postfix) or 0755, or set another socket path");
-  }
-  return info.st_mode & 07777;
-}
-
 // Reads and drops what a refused client sends until its request line is
 // in, it closes, or `wait` passes, so that closing does not reset it.
 void DrainRequest(int fd, std::chrono::milliseconds wait) {
@@ -212,207 +152,20 @@ void RefuseOverCap(int fd, std::chrono::milliseconds wait) {
 
 }  // namespace
 
-DenialLog::DenialLog(std::string socket_name, std::chrono::seconds window)
-    : socket_name_(std::move(socket_name)), window_(window) {}
-
-// Counts a refusal of `uid` inside its open window and returns false, or
-// closes the old window (logging its summary), opens a new one and
-// returns true: the refusal is then to be logged in full. Needs mutex_.
-bool DenialLog::OpenWindow(uid_t uid, Clock::time_point now) {
-  auto found = windows_.find(uid);
-  if (found != windows_.end() && now - found->second.start < window_) {
-    ++found->second.suppressed;
-    return false;
-  }
-  if (found != windows_.end())
-    Summarise(uid, found->second);
-  windows_[uid] = Window{now, 0};
-  return true;
-}
-
-void DenialLog::Denied(const PeerCredentials& peer, Clock::time_point now) {
-  std::lock_guard lock(mutex_);
-  if (!OpenWindow(peer.uid, now))
-    return;
-  Log(LogLevel::kWarn, "peer_denied",
-      {{"socket", socket_name_},
-       {"uid", peer.uid},
-       {"gid", peer.gid},
-       {"pid", peer.pid},
-       {"fix", "add the user to allowed_users or a group to allowed_groups"}});
-}
-
-void DenialLog::DeniedAccount(const PeerCredentials& peer,
-                              Clock::time_point now, std::string_view account,
-                              std::string_view fix) {
-  std::lock_guard lock(mutex_);
-  if (!OpenWindow(peer.uid, now))
-    return;
-  Log(LogLevel::kWarn, "peer_denied",
-      {{"socket", socket_name_},
-       {"uid", peer.uid},
-       {"gid", peer.gid},
-       {"pid", peer.pid},
-       {"account", account},
-       {"fix", fix}});
-}
-
-void DenialLog::Flush(Clock::time_point now) {
-  std::lock_guard lock(mutex_);
-  for (auto it = windows_.begin(); it != windows_.end();) {
-    if (now - it->second.start < window_) {
-      ++it;
-      continue;
-    }
-    Summarise(it->first, it->second);
-    it = windows_.erase(it);
-  }
-}
-
-// Logs how many refusals of `uid` the closed `window` held back, if any.
-void DenialLog::Summarise(uid_t uid, const Window& window) {
-  if (window.suppressed == 0)
-    return;
-  Log(LogLevel::kWarn, "peer_denied",
-      {{"socket", socket_name_},
-       {"uid", uid},
-       {"suppressed", window.suppressed},
-       {"window_seconds", window_.count()}});
-}
-
-bool IsPeerAllowed(const AccessPolicy& policy, const PeerCredentials& peer,
-                   std::span<const gid_t> user_groups) {
-  if (policy.always_allow_root && peer.uid == 0)
-    return true;
-  if (Contains(policy.uids, peer.uid))
-    return true;
-  if (Contains(policy.gids, peer.gid))
-    return true;
-  return std::any_of(user_groups.begin(), user_groups.end(),
-                     [&](gid_t gid) { return Contains(policy.gids, gid); });
-}
-
-std::vector<gid_t> GroupsOfUser(uid_t uid) {
-  std::vector<char> buffer(16384);
-  passwd entry{};
-  passwd* found = nullptr;
-  if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 ||
-      found == nullptr) {
-    return {};
-  }
-  int count = 64;
-  std::vector<gid_t> groups(static_cast<std::size_t>(count));
-  if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) {
-    groups.resize(static_cast<std::size_t>(count));
-    getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count);
-  }
-  groups.resize(static_cast<std::size_t>(std::max(count, 0)));
-  return groups;
-}
-
 SocketServer::SocketServer(ServerOptions options, RequestHandler handler)
-    : options_(std::move(options)), handler_(std::move(handler)) {}
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      listener_(
+          {options_.path, "token", options_.policy, options_.check_interval}) {}
 
 SocketServer::~SocketServer() {
   Stop();
 }
 
-// Creates the socket's directory if needed and checks who may write it.
-std::expected<void, std::string> SocketServer::PrepareDirectory() {
-  std::filesystem::path dir =
-      std::filesystem::path(options_.path).parent_path();
-  if (dir.empty())
-    dir = ".";
-  if (auto made = MakeDirectories(dir); !made)
-    return made;
-  auto mode = CheckSocketDirectory(dir.string());
-  if (!mode)
-    return std::unexpected(mode.error());
-  dir_mode_ = *mode;
-  return {};
-}
-
-// Removes a socket left by a helper that died; refuses to touch anything
-// else, or a socket a live helper still answers on.
-std::expected<void, std::string> SocketServer::RemoveStaleSocket() {
-  struct stat info {};
-  if (lstat(options_.path.c_str(), &info) != 0)
-    return {};
-  if (!S_ISSOCK(info.st_mode)) {
-    return std::unexpected(options_.path +
-                           " exists and is not a socket; remove it or set "
-                           "another socket path");
-  }
-  if (auto fd = ConnectUnix(options_.path)) {
-    close(*fd);
-    return std::unexpected("another token-helper is already listening on " +
-                           options_.path + "; stop it first");
-  }
-  if (unlink(options_.path.c_str()) != 0 && errno != ENOENT) {
-    return std::unexpected("cannot remove the stale socket " + options_.path +
-                           ": " + ErrnoText());
-  }
-  return {};
-}
-
-// socket, bind, chmod 0666, listen; the listening descriptor.
-std::expected<int, std::string> SocketServer::Bind() {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (options_.path.size() >= sizeof address.sun_path) {
-    return std::unexpected(options_.path + ": socket path too long");
-  }
-  std::memcpy(address.sun_path, options_.path.c_str(),
-              options_.path.size() + 1);
-
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return std::unexpected("socket: " + ErrnoText());
-  std::string failed;
-  struct stat info {};
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    failed = "cannot bind " + options_.path + ": " + ErrnoText();
-  } else if (chmod(options_.path.c_str(), 0666) != 0 ||
-             stat(options_.path.c_str(), &info) != 0) {
-    // Everyone may connect; SO_PEERCRED decides who gets an answer.
-    failed = "cannot set mode 0666 on " + options_.path + ": " + ErrnoText();
-  } else if (listen(fd, 128) != 0) {
-    failed = "cannot listen on " + options_.path + ": " + ErrnoText();
-  }
-  if (!failed.empty()) {
-    close(fd);
-    return std::unexpected(failed);
-  }
-  socket_inode_ = info.st_ino;
-  socket_dev_ = info.st_dev;
-  socket_mode_ = info.st_mode & 07777;
-  return fd;
-}
-
 std::expected<void, std::string> SocketServer::Start() {
-  auto ready = PrepareDirectory();
-  if (ready)
-    ready = RemoveStaleSocket();
-  if (ready) {
-    auto bound = Bind();
-    if (bound)
-      listen_fd_ = *bound;
-    else
-      ready = std::unexpected(bound.error());
-  }
-  int pipe_fds[2];
-  if (ready && pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-    ready = std::unexpected("pipe: " + ErrnoText());
-  }
-  if (!ready) {
-    if (listen_fd_ >= 0)
-      close(listen_fd_);
-    listen_fd_ = -1;
-    return ready;
-  }
-  wake_read_ = pipe_fds[0];
-  wake_write_ = pipe_fds[1];
-  next_check_ = Clock::now() + options_.check_interval;
+  auto opened = listener_.Open();
+  if (!opened)
+    return opened;
   acceptor_ = std::thread(&SocketServer::AcceptLoop, this);
   return {};
 }
@@ -422,47 +175,27 @@ void SocketServer::Stop() {
     return;
 
   // Wake the acceptor, then wait until every connection thread is done.
-  char byte = 1;
-  ssize_t ignored = write(wake_write_, &byte, 1);
-  (void)ignored;
+  listener_.Wake();
   acceptor_.join();
   {
     std::unique_lock lock(mutex_);
     idle_.wait(lock, [this] { return active_ == 0; });
   }
-
-  // Unlink only the socket we created, not one a successor bound since.
-  struct stat info {};
-  if (stat(options_.path.c_str(), &info) == 0 && info.st_ino == socket_inode_ &&
-      info.st_dev == socket_dev_) {
-    unlink(options_.path.c_str());
-  }
-  close(listen_fd_);
-  close(wake_read_);
-  close(wake_write_);
-  listen_fd_ = wake_read_ = wake_write_ = -1;
+  listener_.Close();
 }
 
 void SocketServer::AcceptLoop() {
   while (true) {
-    // Wake up at least every check_interval for Housekeeping().
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(next_check_ -
-                                                             Clock::now());
-    int timeout = static_cast<int>(std::max<long long>(left.count(), 0));
-    pollfd entries[2] = {{listen_fd_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
-    int ready = poll(entries, 2, timeout);
-    if (ready < 0 && errno != EINTR) {
-      Log(LogLevel::kError, "accept_failed", {{"error", ErrnoText()}});
+    auto woken = listener_.Wait({}, -1);
+    if (!woken) {
+      Log(LogLevel::kError, "accept_failed", {{"error", woken.error()}});
       return;
     }
-    if (ready > 0 && entries[1].revents != 0)
+    if (*woken == Wakeup::kStop)
       return;
-    if (Clock::now() >= next_check_)
-      Housekeeping();
-    if (ready <= 0 || entries[0].revents == 0)
+    if (*woken != Wakeup::kIncoming)
       continue;
-
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int fd = listener_.Accept(0);
     if (fd < 0)
       continue;
 
@@ -479,43 +212,11 @@ void SocketServer::AcceptLoop() {
   }
 }
 
-// The periodic work of the accept thread.
-void SocketServer::Housekeeping() {
-  Clock::time_point now = Clock::now();
-  next_check_ = now + options_.check_interval;
-  denials_.Flush(now);
-  KeepSocketFile();
-}
-
-// Binds the socket again when its file is gone or is not ours any more.
-void SocketServer::KeepSocketFile() {
-  struct stat info {};
-  bool present = stat(options_.path.c_str(), &info) == 0;
-  if (present && info.st_ino == socket_inode_ && info.st_dev == socket_dev_)
-    return;
-
-  // Directory, stale file, bind: as at start, keeping the old socket open
-  // until the new one listens.
-  auto ready = PrepareDirectory();
-  if (ready)
-    ready = RemoveStaleSocket();
-  auto bound = ready ? Bind() : std::unexpected(ready.error());
-  if (!bound) {
-    if (!recreate_failed_) {
-      Log(LogLevel::kError, "socket_recreate_failed",
-          {{"socket", options_.path}, {"reason", bound.error()}});
-    }
-    recreate_failed_ = true;
-    return;
-  }
-  close(listen_fd_);
-  listen_fd_ = *bound;
-  recreate_failed_ = false;
-  Log(LogLevel::kWarn, "socket_recreated",
-      {{"socket", options_.path},
-       {"reason", present ? "replaced" : "missing"},
-       {"socket_mode", ModeText(socket_mode_)},
-       {"dir_mode", ModeText(dir_mode_)}});
+void SocketServer::SetPolicies(AccessPolicy policy,
+                               std::vector<AccountPolicy> accounts) {
+  listener_.SetPolicy(std::move(policy));
+  std::lock_guard lock(policy_mutex_);
+  options_.accounts = std::move(accounts);
 }
 
 // Serves one connection on its own thread, then closes it.
@@ -545,34 +246,27 @@ std::optional<protocol::Response> SocketServer::CheckAccount(
     const PeerCredentials& peer, const protocol::Request& request) {
   if (request.verb == protocol::Verb::kStatus)
     return std::nullopt;
-  const AccountPolicy* account =
-      FindAccountPolicy(options_.accounts, request.mailbox);
-  if (account == nullptr)
-    return std::nullopt;
-
-  // The global policy's rule for root applies here too.
-  AccessPolicy policy{account->uids, account->gids,
-                      options_.policy.always_allow_root};
-  if (IsPeerAllowed(policy, peer, {}) ||
-      IsPeerAllowed(policy, peer, GroupsOfUser(peer.uid))) {
-    return std::nullopt;
+  std::optional<AccountPolicy> account;
+  {
+    std::lock_guard lock(policy_mutex_);
+    const AccountPolicy* found =
+        FindAccountPolicy(options_.accounts, request.mailbox);
+    if (found == nullptr)
+      return std::nullopt;
+    account = *found;
   }
-  std::string fix = "add the user to accounts[" +
-                    std::to_string(account->index) + "].allowed_users";
-  account_denials_.DeniedAccount(peer, Clock::now(), account->name, fix);
+
+  if (listener_.AdmitAccount(peer, *account))
+    return std::nullopt;
   return Error(protocol::ErrorCode::kDenied,
                "uid " + std::to_string(peer.uid) +
                    " may not ask for tokens of account " + account->name +
-                   "; " + fix);
+                   "; " + AccountFix(*account));
 }
 
 // Checks the peer, reads the request and produces the answer line.
 std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
-  std::vector<gid_t> groups;
-  if (!IsPeerAllowed(options_.policy, peer, {}))
-    groups = GroupsOfUser(peer.uid);
-  if (!IsPeerAllowed(options_.policy, peer, groups)) {
-    denials_.Denied(peer, Clock::now());
+  if (!listener_.Admit(peer)) {
     return protocol::FormatResponse(
         Error(protocol::ErrorCode::kDenied,
               "uid " + std::to_string(peer.uid) +

@@ -20,8 +20,13 @@ What it checks, by field report (/work/shared/cases/field-reports.md):
                    and Postfix defers with the plugin's reason
   F20              example placeholders refused by name and absolute path
   helper down      deferred, then delivered once the helper runs
-  reply.sock gone  smtp_reply_filter lookup error: deferred (4.3.0), then
-                   delivered once the helper runs again
+  reply.sock bad   a file in place of reply.sock: smtp_reply_filter lookup
+                   error, deferred (4.3.0); once the file is removed the
+                   helper binds reply.sock again and the message leaves
+  sockets removed  the socket directory removed while Postfix relays: the
+                   helper binds both sockets again (socket_recreated),
+                   mail flows, and a refused token is again noticed
+                   through reply.sock and replaced
 
 Run as root: /usr/bin/python3 -m unittest -v test_relay (from this
 directory), with XOAUTH2_BUILD_DIR naming the build tree; ctest runs it
@@ -43,6 +48,7 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+from typing import Optional
 
 import harness
 
@@ -199,13 +205,18 @@ class RelayTest(RelayTestCase):
         self.deliver_after_flush(queue_id, message)
         self.assertNoCrash()
 
-    def test_reply_socket_missing_defers_then_delivers(self) -> None:
-        """smtp_reply_filter lookup error (reply.sock gone): smtp(8) logs
-        the table error and defers with 4.3.0, never bounces; with the
-        helper restarted the message is delivered."""
+    def test_reply_socket_replaced_defers_then_delivers(self) -> None:
+        """smtp_reply_filter lookup error (a plain file in place of
+        reply.sock): smtp(8) logs the table error and defers with 4.3.0,
+        never bounces; the helper says it cannot bind reply.sock, and once
+        the file is gone it binds it again and the message is delivered,
+        without restarting the helper."""
         self.env.start()
-        (self.env.postfix.queue / "xoauth2-relay" / "reply.sock").unlink()
-        message, _ = harness.make_message("reply socket missing")
+        reply_sock = self.env.postfix.queue / "xoauth2-relay" / "reply.sock"
+        blocker = reply_sock.with_name("blocker")
+        blocker.write_text("not a socket\n")
+        os.replace(blocker, reply_sock)  # no moment without a file
+        message, _ = harness.make_message("reply socket replaced")
         queue_id = self.env.submit(message)
         line = self.assertDeferredNotBounced(queue_id)
         self.assertIn("dsn=4.3.0", line.group(0))
@@ -213,11 +224,76 @@ class RelayTest(RelayTestCase):
         self.assertRegex(self.env.postfix.log(),
                          r"table socketmap:unix:xoauth2-relay/reply\.sock:"
                          r"xoauth2 lookup error")
+        self.wait_for_helper_line("socket_recreate_failed", reply_sock,
+                                  "is not a socket")
 
-        self.env.helper.stop()
-        self.env.helper.start()
+        reply_sock.unlink()
+        self.wait_for_helper_line("socket_recreated", reply_sock,
+                                  "reason=missing")
         self.deliver_after_flush(queue_id, message)
         self.assertNoCrash()
+
+    def test_socket_directory_removed_sockets_recreated(self) -> None:
+        """The socket directory removed while Postfix relays (an smtp(8)
+        process still holding its reply.sock connection): the helper binds
+        token.sock and reply.sock again, mail flows, and Office 365's
+        immediate 535 is again seen through reply.sock, so the refused
+        token is dropped and the next attempt gets a fresh one."""
+        self.env.start()
+        first, _ = harness.make_message("before the removal")
+        self.env.wait_for_status(self.env.submit(first), "sent")
+
+        sockets = self.env.postfix.queue / "xoauth2-relay"
+        shutil.rmtree(sockets)
+        for name in ("token.sock", "reply.sock"):
+            line = self.wait_for_helper_line("socket_recreated",
+                                             sockets / name, "reason=missing")
+            self.assertIn("socket_mode=0666", line)
+        self.assertEqual(sorted(p.name for p in sockets.iterdir()),
+                         ["reply.sock", "token.sock"])
+
+        # Refused: deferred by Office 365's reply, not by a lookup error.
+        self.env.standins.set_smtp_auth_mode("refuse")
+        message, _ = harness.make_message("after the removal")
+        queue_id = self.env.submit(message)
+        deferred = self.env.wait_for_status(queue_id, "deferred")
+        self.assertIn("535 5.7.3 Authentication unsuccessful",
+                      deferred.group(0))
+        refused = self.env.standins.auth_attempts()[-1]["token"]
+        warn = self.wait_for_helper_line("smtp_token_refused", None,
+                                         f"token={token_hash(refused)}")
+        self.assertIn('reply="535 5.7.3"', warn)
+
+        # Accepted: delivered once with a freshly fetched token.
+        self.env.standins.set_smtp_auth_mode("accept")
+        self.env.postfix.flush()
+        self.env.wait_for_status(queue_id, "sent")
+        self.assertEqual(len(self.env.standins.messages()), 2,
+                         self.env.diagnostics())
+        self.assertNotEqual(self.env.standins.auth_attempts()[-1]["token"],
+                            refused)
+        self.assertEqual(len(self.env.standins.state()["token_requests"]), 2)
+        self.assertNoCrash()
+
+    def wait_for_helper_line(self, event: str,
+                             socket: Optional[pathlib.Path],
+                             part: str) -> str:
+        """The helper's first `event` line (for `socket`, if given) that
+        holds `part`; waits up to 15 s (the helper checks its sockets
+        every 5 s)."""
+        pattern = rf"event={event} "
+        if socket is not None:
+            pattern += rf"socket={re.escape(str(socket))} "
+        pattern += r".*$"
+
+        def found():
+            for match in re.finditer(pattern, self.env.helper.log(),
+                                     re.MULTILINE):
+                if part in match.group(0):
+                    return match.group(0)
+            return None
+        return harness.wait_until(found, 15,
+                                  f"the helper's {event} line with {part}")
 
 
 class RefusalTest(RelayTestCase):

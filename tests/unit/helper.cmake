@@ -13,6 +13,7 @@ add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_refresh_policy_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_socket_server_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_reply_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_listener_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_cli_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_client_assertion_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_device_code_test.cc

@@ -7,9 +7,10 @@
 // token correlation (expiry, bounded size), ReplyWatcher's actions and log
 // lines (never a token), the token socket's on_served report, and the
 // reply socket (reply_server.h) over a temporary Unix socket: persistent
-// connections, framing split across writes, refused peers, bad framing and
-// idle connections closed. Waiting is polling with a deadline, never a
-// sleep.
+// connections, framing split across writes, refused peers, bad framing,
+// idle connections closed, and the reply socket (alone and beside the
+// token socket) bound again after its directory is removed. Waiting is
+// polling with a deadline, never a sleep.
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -520,6 +522,94 @@ TEST_F(ReplyServerTest, ReplacesAStaleSocketButNotAFile) {
   auto started = second.Start();
   ASSERT_FALSE(started.has_value());
   EXPECT_NE(started.error().find("is not a socket"), std::string::npos);
+}
+
+// Asks one lookup on a new connection; the answer, "" on failure.
+std::string LookUpOnce(const std::string& path, std::string_view request) {
+  auto fd = ConnectUnix(path);
+  if (!fd)
+    return "";
+  SendAll(*fd, request);
+  bool closed = false;
+  std::string answer = ReadFor(*fd, 12, &closed);
+  close(*fd);
+  return answer;
+}
+
+// The socket directory removed while smtp(8) holds a connection: the
+// socket is bound again (socket_recreated), new connections are served,
+// and the connection held across the removal keeps being served.
+TEST_F(ReplyServerTest, RecreatedAfterItsDirectoryIsRemoved) {
+  options.path = ReplySocketPath(dir.path() + "/run/token.sock");
+  options.check_interval = milliseconds(20);
+  ReplyServer server(options, Collect());
+  ASSERT_TRUE(server.Start());
+  int held = Connect();
+
+  std::filesystem::remove_all(dir.path() + "/run");
+  ASSERT_TRUE(WaitUntil([&] {
+    return logs.Has({"level=warn event=socket_recreated",
+                     "socket=" + options.path, "reason=missing",
+                     "socket_mode=0666", "dir_mode=0755"});
+  }));
+  EXPECT_EQ(LookUpOnce(options.path, "11:xoauth2 new,"), "9:NOTFOUND ,");
+  SendAll(held, "11:xoauth2 old,");
+  bool closed = false;
+  EXPECT_EQ(ReadFor(held, 12, &closed), "9:NOTFOUND ,");
+  close(held);
+  std::string pid = std::to_string(getpid());
+  EXPECT_EQ(Seen(), (std::vector<std::string>{pid + "|new", pid + "|old"}));
+
+  server.Stop();
+  EXPECT_FALSE(std::filesystem::exists(options.path));
+}
+
+// Both sockets as the daemon runs them, in one directory that is removed:
+// each is bound again, tokens are served and replies seen again, and the
+// served token is tied to the reply by the peer's pid as before.
+TEST(ReplyFeedback, BothSocketsRecreatedAfterTheDirectoryIsRemoved) {
+  TempDir dir;
+  LogCapture logs;
+  std::mutex mutex;
+  std::vector<std::string> events;
+  auto note = [&](std::string event) {
+    std::lock_guard lock(mutex);
+    events.push_back(std::move(event));
+  };
+  ServerOptions token_options{dir.path() + "/run/token.sock",
+                              {{getuid()}, {}, true}};
+  token_options.check_interval = milliseconds(20);
+  token_options.on_served = [&](const PeerCredentials& peer, const auto&,
+                                const auto&) {
+    note("served " + std::to_string(peer.pid));
+  };
+  ReplyServerOptions reply_options{ReplySocketPath(token_options.path),
+                                   {{getuid()}, {}, true}};
+  reply_options.check_interval = milliseconds(20);
+  SocketServer tokens(token_options, GiveToken);
+  ReplyServer replies(
+      reply_options, [&](const PeerCredentials& peer, std::string_view key) {
+        note("reply " + std::to_string(peer.pid) + " " + std::string(key));
+      });
+  ASSERT_TRUE(tokens.Start());
+  ASSERT_TRUE(replies.Start());
+
+  std::filesystem::remove_all(dir.path() + "/run");
+  for (const std::string& path : {token_options.path, reply_options.path}) {
+    EXPECT_TRUE(WaitUntil([&] {
+      return logs.Has({"event=socket_recreated", "socket=" + path});
+    })) << path;
+  }
+  protocol::Request request;
+  request.mailbox = std::string(kMailbox);
+  auto answer = AskHelper(token_options.path, request, milliseconds(5000));
+  ASSERT_TRUE(answer.has_value()) << answer.error();
+  EXPECT_EQ(LookUpOnce(reply_options.path, "13:xoauth2 535 x,"),
+            "9:NOTFOUND ,");
+  std::string pid = std::to_string(getpid());
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(events, (std::vector<std::string>{"served " + pid,
+                                              "reply " + pid + " 535 x"}));
 }
 
 }  // namespace
