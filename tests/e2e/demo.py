@@ -10,7 +10,9 @@ do (it only calls harness.RelayEnvironment), submits one message with
 sendmail, waits for delivery, prints what the SMTP stand-in received (the
 AUTH exchange decoded, the token masked, then the message) and stops
 everything. Exit status 0 when the message arrived, 1 otherwise (with the
-logs printed), 77 when it cannot run here (not root, nothing built).
+logs printed, or the leak scan's finding when a secret showed up in a
+log: RelayEnvironment.close()), 77 when it cannot run here (not root,
+nothing built). tests/faults/test_canary.py scans what show() prints.
 
 What it deliberately does not do: build anything, or talk to Microsoft.
 """

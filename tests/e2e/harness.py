@@ -18,7 +18,8 @@ its socket lies in the instance's queue directory.
 
 Postfix instance (PostfixInstance): its own config_directory, queue
 directory (also the chroot of every `chroot=y` service, as on Debian),
-data_directory and maillog file, all under the temp dir; no inet listener.
+data_directory and maillog file, all under the temp dir; no inet listener
+(unless configure() gets smtpd_port).
 main.cf is built from postfix-examples/main.cf.snippet with only the relay
 host and file paths changed (plus the instance's own directories), so the
 examples are what the tests run. The SASL plugin is found through
@@ -34,10 +35,29 @@ instance's directory with no /etc/postfix/main.cf at all (verified on
 Debian 12's Postfix 3.7). So the instance uses /usr/sbin's commands as
 they are; nothing is copied and nothing in /etc is read or written.
 
+Leak scan (leak_scan.py): the helper runs at debug level (`run -v`) in
+every test, the default client secret is a canary, and TokenHelper keeps
+the output of every command it runs (command(), spawn(), `status`).
+close() runs `status` and `status --json` if the helper runs, stops
+everything, then looks for every secret the configurations hold or name
+a file of (client secrets, refresh token files, a PEM private key's body)
+and every token, device code, client assertion and AUTH initial response
+the stand-ins issued or received, raw, percent-encoded, form-encoded,
+JSON-escaped and base64, in every *.log and the maillog under the temp
+dir (not the stand-ins' own logs: they hold secrets by design), every
+recorded output and RelayEnvironment.outputs. A finding fails the test
+from its cleanup, naming the kind, the source and the line, never the
+value. A test using Standins and TokenHelper alone registers
+check_for_leaks; a TokenHelper that ran without any scan fails the whole
+run at exit (_unscanned_at_exit). TokenHelper.debug = False is the only
+way to run the helper below debug level; no test does.
+
 Ownership: RelayEnvironment owns every process it starts and stops them
 in close(), which is safe to call at any point and more than once; tests
-register it with addCleanup before starting anything. Nothing here uses
-threads; waiting is polling a condition against a deadline (wait_until).
+register it with addCleanup before starting anything. The only threads
+are spawn()'s copy threads (one per piped stream, ending with the
+child's output); waiting is polling a condition against a deadline
+(wait_until).
 
 Needs root (chroot, the postfix user, writing the maildrop);
 require_root() says why it cannot run otherwise.
@@ -47,6 +67,7 @@ hold a built tree), touch /etc or the system Postfix, or use any address
 but 127.0.0.1.
 """
 
+import atexit
 import base64
 import ctypes
 import hashlib
@@ -56,13 +77,17 @@ import pathlib
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from typing import Callable, Optional
+
+import leak_scan
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "postfix-examples"
@@ -73,7 +98,9 @@ SBIN = pathlib.Path("/usr/sbin")
 TENANT = "contoso.onmicrosoft.com"
 MAILBOX = "relay@example.com"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
-CLIENT_SECRET = "Xy7~Q8.abc+/=def_SECRET"  # test value; shows encoding
+# A canary: distinctive, so the leak scan at close() can find it in any
+# log or output (leak_scan.py); its characters need percent-encoding.
+CLIENT_SECRET = "CANARY-Xy7~Q8.abc+/=def_SECRET"
 
 
 def build_dir() -> pathlib.Path:
@@ -122,6 +149,13 @@ def wait_until(predicate: Callable[[], object], timeout: float,
         time.sleep(interval)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _die_with_parent() -> None:
     """In a child before exec: SIGTERM it when the test process dies, so
     a killed test run leaves no stand-in or helper behind."""
@@ -157,6 +191,8 @@ class Standins:
         self.dir = root / "standins"
         self.proc: Optional[subprocess.Popen] = None
         self.ready: dict = {}
+        self.config_data: dict = {}  # the registrations it started with
+        self.final_state: Optional[dict] = None  # state() just before stop
 
     def config(self) -> dict:
         """The app registrations the stand-in token endpoint knows."""
@@ -170,7 +206,8 @@ class Standins:
         replaces the default registrations (self.config()) when given."""
         self.dir.mkdir()
         config = self.dir / "config.json"
-        config.write_text(json.dumps(config_data or self.config()))
+        self.config_data = config_data or self.config()
+        config.write_text(json.dumps(self.config_data))
         with open(self.dir / "stderr.log", "wb") as log:
             self.proc = subprocess.Popen(
                 [PYTHON, str(STANDINS), "--state-dir", str(self.dir),
@@ -191,7 +228,13 @@ class Standins:
         return path.read_text() if path.exists() else ""
 
     def stop(self) -> None:
-        """Stops the stand-in process."""
+        """Keeps its last recordings in final_state (for the leak scan),
+        then stops the stand-in process."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.final_state = self.state()
+            except OSError:
+                pass  # scan_for_leaks says the tokens are unknown
         _stop_process(self.proc)
 
     def _control(self, method: str, path: str, body=None) -> dict:
@@ -264,6 +307,55 @@ class Standins:
                 for attempt in session["auth"]]
 
 
+class _Recording:
+    """What one token-helper command wrote on stdout or stderr, kept for
+    the leak scan; for spawn() a copy thread fills it (see _tee)."""
+
+    def __init__(self, label: str, data: bytes = b""):
+        self.label = label
+        self.chunks = [data]
+        self.thread: Optional[threading.Thread] = None
+
+    def text(self) -> str:
+        """Everything recorded (waiting up to 5 s for the copy thread)."""
+        if self.thread is not None:
+            self.thread.join(5)
+        return b"".join(self.chunks).decode(errors="replace")
+
+    def complete(self) -> bool:
+        """False while a copy thread still runs."""
+        return self.thread is None or not self.thread.is_alive()
+
+
+def _tee(source, recording: _Recording):
+    """Copies a child's pipe `source` into `recording` and into a new pipe
+    whose reading end (text) is returned for the caller to read instead;
+    once the caller closes that end, the copy goes to `recording` only."""
+    read_end, write_end = os.pipe()
+
+    def copy() -> None:
+        sink: Optional[int] = write_end
+        with source:
+            while chunk := os.read(source.fileno(), 65536):
+                recording.chunks.append(chunk)
+                while sink is not None and chunk:
+                    try:
+                        chunk = chunk[os.write(sink, chunk):]
+                    except OSError:  # the caller closed its end
+                        os.close(sink)
+                        sink = None
+        if sink is not None:
+            os.close(sink)
+    recording.thread = threading.Thread(target=copy, daemon=True)
+    recording.thread.start()
+    return open(read_end, encoding="utf-8", errors="replace")
+
+
+# Every TokenHelper made in this process, for the check at exit that a
+# leak scan read the outputs of each one that ran (_unscanned_at_exit).
+_HELPERS: list["TokenHelper"] = []
+
+
 class TokenHelper:
     """token-helper: its configuration and its `run` process."""
 
@@ -274,6 +366,18 @@ class TokenHelper:
         self.socket = socket
         self.proc: Optional[subprocess.Popen] = None
         self.umask: Optional[int] = None  # for `run`; None: inherited
+        self.debug = True  # `run -v` (debug level) unless a test says no
+        # For the leak scan: every command's output, the secrets the
+        # configurations held, other configurations used, and why the
+        # scan may be incomplete.
+        self.recordings: list[_Recording] = []
+        self.configured: list[tuple[str, str]] = []
+        self.other_configs: set[pathlib.Path] = set()
+        self.spawned: list[subprocess.Popen] = []
+        self.problems: list[str] = []
+        self.used = False
+        self.leak_scanned = False
+        _HELPERS.append(self)
 
     def write_config(self, standins: Standins,
                      account: Optional[dict] = None,
@@ -300,19 +404,44 @@ class TokenHelper:
             config["accounts"] = [dict({"authority": authority}, **account)]
         config.update(settings or {})
         self.config_path.write_text(json.dumps(config, indent=2) + "\n")
+        self.configured += leak_scan.account_secrets(config)
 
     def command(self, *args: str, config: Optional[pathlib.Path] = None,
                 cwd: Optional[pathlib.Path] = None,
                 timeout: float = 20) -> subprocess.CompletedProcess:
-        """Runs `token-helper --config CONFIG ARGS` to completion."""
-        return subprocess.run(
-            [str(helper_path()), "--config",
-             str(config or self.config_path), *args],
-            capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        """Runs `token-helper --config CONFIG ARGS` to completion; its
+        output is kept for the leak scan."""
+        self.used = True
+        if config is not None:
+            self.other_configs.add(pathlib.Path(cwd or ".") / config)
+        label = f"`token-helper {' '.join(args)}`"
+        try:
+            result = subprocess.run(
+                [str(helper_path()), "--config",
+                 str(config or self.config_path), *args],
+                capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        except subprocess.TimeoutExpired as err:
+            self._record(label, err.stdout, err.stderr)
+            raise
+        self._record(label, result.stdout, result.stderr)
+        return result
+
+    def _record(self, label: str, stdout, stderr) -> None:
+        """Keeps a finished command's output (str or bytes) for the leak
+        scan, numbered so that repeated commands stay apart."""
+        number = len(self.recordings) // 2 + 1
+        for stream, data in (("stdout", stdout), ("stderr", stderr)):
+            if isinstance(data, str):
+                data = data.encode()
+            self.recordings.append(_Recording(
+                f"command #{number} {label} ({stream})", data or b""))
 
     def start(self, run_args: tuple[str, ...] = ()) -> None:
-        """Starts `token-helper run [RUN_ARGS]` (e.g. "-v") and waits for
-        its socket."""
+        """Starts `token-helper run [RUN_ARGS]` and waits for its socket;
+        `-v` (debug level) is added unless self.debug is False."""
+        if self.debug and not {"-v", "--verbose"} & set(run_args):
+            run_args = ("-v", *run_args)
+        self.used = True
         log = open(self.dir / "helper.log", "ab")
         umask = self.umask
 
@@ -335,11 +464,54 @@ class TokenHelper:
 
     def spawn(self, *args: str) -> subprocess.Popen:
         """Starts `token-helper --config CONFIG ARGS` with stdout and
-        stderr piped (text); the caller waits for it or stops it."""
-        return subprocess.Popen(
+        stderr piped (text); the caller waits for it or stops it. What
+        it prints is also kept for the leak scan (_tee)."""
+        self.used = True
+        proc = subprocess.Popen(
             [str(helper_path()), "--config", str(self.config_path), *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=_die_with_parent)
+        number = len(self.spawned) + 1
+        for stream in ("stdout", "stderr"):
+            recording = _Recording(f"spawned #{number} `token-helper "
+                                   f"{' '.join(args)}` ({stream})")
+            self.recordings.append(recording)
+            setattr(proc, stream, _tee(getattr(proc, stream), recording))
+        self.spawned.append(proc)
+        return proc
+
+    def stop_spawned(self) -> None:
+        """Stops what spawn() started that still runs, and closes the
+        caller's pipe ends so that the copy threads finish."""
+        for proc in self.spawned:
+            _stop_process(proc)
+            proc.stdout.close()
+            proc.stderr.close()
+
+    def record_status(self) -> None:
+        """Runs `status` and `status --json` once if `run` is running,
+        so that the leak scan reads what they print."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for args in (("status",), ("status", "--json")):
+            try:
+                self.command(*args, timeout=10)
+            except (subprocess.TimeoutExpired, OSError) as err:
+                self.problems.append(f"`token-helper {' '.join(args)}` "
+                                     f"failed to run: {err}")
+
+    def secrets(self) -> list[tuple[str, str]]:
+        """(kind, value) of every secret its configurations held or named
+        a file of, the files read again now (a refresh token file may
+        have been rewritten since)."""
+        found = list(self.configured)
+        for path in {self.config_path, *self.other_configs}:
+            try:
+                found += leak_scan.account_secrets(
+                    json.loads(path.read_text()))
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass  # gone or broken on purpose (F03): written copy holds
+        return found
 
     def log(self) -> str:
         """What token-helper wrote to stderr so far."""
@@ -410,14 +582,26 @@ def _uncomment_import_environment(text: str) -> str:
     return "\n".join(out)
 
 
+def _uncomment_parameters(text: str, names: tuple[str, ...]) -> str:
+    """Enables the snippet's one-line commented-out `#NAME = ...`
+    settings for each of `names` (e.g. the sender guard's milters)."""
+    pattern = re.compile(r"^#(" + "|".join(map(re.escape, names))
+                         + r")\s*=") if names else None
+    return "\n".join(line[1:] if pattern and pattern.match(line) else line
+                     for line in text.splitlines())
+
+
 def build_main_cf(snippet: str, changes: dict[str, Callable[[str], str]],
-                  instance_lines: list[str]) -> str:
+                  instance_lines: list[str],
+                  uncomment: tuple[str, ...] = ()) -> str:
     """main.cf for the test instance: `instance_lines` (its directories),
     then the example snippet with each parameter in `changes` rewritten by
-    its function. A change the snippet has no parameter for is an error,
-    so the examples and the tests cannot drift apart."""
+    its function and the commented-out parameters in `uncomment` enabled.
+    A change the snippet has no parameter for is an error, so the
+    examples and the tests cannot drift apart."""
     body = []
     unused = set(changes)
+    snippet = _uncomment_parameters(snippet, uncomment)
     for line in _logical_lines(_uncomment_import_environment(snippet)):
         match = re.match(r"^(\w+)\s*=\s*(.*)$", line)
         if match and match.group(1) in changes:
@@ -450,7 +634,9 @@ class PostfixInstance:
     def configure(self, relay_port: int, ca_file: str,
                   sasl_passwd: Optional[str] = None,
                   main_cf_extra: Optional[list[str]] = None,
-                  main_cf_set: Optional[dict[str, str]] = None) -> None:
+                  main_cf_set: Optional[dict[str, str]] = None,
+                  uncomment: tuple[str, ...] = (),
+                  smtpd_port: Optional[int] = None) -> None:
         """Writes main.cf, master.cf, sasl_passwd(.db) and the status
         filter, all derived from postfix-examples/. `sasl_passwd` replaces
         the example's entry line when given ("" for no entry; "{relay}"
@@ -459,7 +645,9 @@ class PostfixInstance:
         directories; they must not set a parameter of the snippet.
         `main_cf_set` gives a snippet parameter a new value (e.g.
         {"smtp_sasl_mechanism_filter": "oauthbearer"}); the snippet must
-        have that parameter."""
+        have that parameter. `uncomment` enables commented-out snippet
+        parameters (e.g. ("smtpd_milters",)). `smtpd_port` adds an
+        smtpd(8) listener on 127.0.0.1:PORT (chrooted, as on Debian)."""
         relay = f"[127.0.0.1]:{relay_port}"
         for name in ("smtp_dsn_filter", "sasl_passwd"):
             shutil.copyfile(EXAMPLES / name, self.conf / name)
@@ -488,9 +676,11 @@ class PostfixInstance:
         main_cf = build_main_cf((EXAMPLES / "main.cf.snippet").read_text(),
                                 changes,
                                 self._instance_lines() + (main_cf_extra
-                                                          or []))
+                                                          or []), uncomment)
         (self.conf / "main.cf").write_text(main_cf)
-        (self.conf / "master.cf").write_text(MASTER_CF)
+        listener = (f"127.0.0.1:{smtpd_port} inet n - y - - smtpd\n"
+                    if smtpd_port else "")
+        (self.conf / "master.cf").write_text(MASTER_CF + listener)
         self._run("postmap", f"hash:{self.conf / 'sasl_passwd'}")
 
     def _instance_lines(self) -> list[str]:
@@ -625,6 +815,80 @@ def make_message(subject: str, body: str = "",
     return text.encode(), msgid
 
 
+def _log_files(root: pathlib.Path, skip: pathlib.Path) -> dict[str, str]:
+    """Every *.log file and maillog under `root` but not under `skip`,
+    by "file RELATIVE-PATH"."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if ((path.suffix == ".log" or path.name == "maillog")
+                and skip not in path.parents and path.is_file()):
+            found[f"file {path.relative_to(root)}"] = path.read_text(
+                errors="replace")
+    return found
+
+
+def scan_for_leaks(root: pathlib.Path, standins: Standins,
+                   helper: TokenHelper,
+                   outputs: Optional[dict[str, str]] = None
+                   ) -> leak_scan.LeakReport:
+    """Looks for every secret the helper's configurations and the
+    stand-ins' registrations hold, and every token, device code,
+    assertion and AUTH response the stand-ins issued or received, in
+    every log under `root` (the helper's, the maillog; not the
+    stand-ins' own, which hold them by design), every recorded
+    token-helper output and `outputs` (leak_scan.py)."""
+    secrets = leak_scan.SecretSet()
+    secrets.add_all(helper.secrets())
+    secrets.add_all(leak_scan.standin_config_secrets(standins.config_data))
+    problems = list(helper.problems)
+    state = standins.final_state
+    if standins.proc is not None and standins.proc.poll() is None:
+        state = standins.state()
+    if standins.proc is not None and state is None:
+        problems.append("the stand-ins' recordings could not be read, "
+                        "so the tokens they issued are unknown")
+    secrets.add_all(leak_scan.standin_state_secrets(state or {}))
+
+    texts = _log_files(root, standins.dir)
+    for recording in helper.recordings:
+        texts[recording.label] = recording.text()
+        if not recording.complete():
+            problems.append(f"{recording.label} still being copied")
+    texts.update(outputs or {})
+    helper.leak_scanned = True
+    report = secrets.scan_all(texts)
+    report.problems += problems
+    return report
+
+
+def check_for_leaks(root: pathlib.Path, standins: Standins,
+                    helper: TokenHelper) -> None:
+    """What RelayEnvironment.close() checks, for a test that runs
+    Standins and TokenHelper without one: register it with addCleanup
+    after their stop() so that it runs first, while both still run."""
+    helper.record_status()
+    helper.stop_spawned()
+    report = scan_for_leaks(root, standins, helper)
+    print(f"leak scan: {report.summary()}", file=sys.stderr)
+    report.check()
+
+
+@atexit.register
+def _unscanned_at_exit() -> None:
+    """At exit: a TokenHelper that ran while no leak scan read its
+    outputs fails the run (exit status 1), so no test escapes the scan
+    by forgetting it."""
+    unscanned = [str(h.dir) for h in _HELPERS
+                 if h.used and not h.leak_scanned]
+    if unscanned:
+        print("harness: no leak scan read the outputs of token-helper in "
+              f"{', '.join(unscanned)}; close its RelayEnvironment or "
+              "register harness.check_for_leaks", file=sys.stderr,
+              flush=True)
+        sys.stdout.flush()
+        os._exit(1)
+
+
 class RelayEnvironment:
     """Stand-ins + token-helper + Postfix in one temporary directory."""
 
@@ -633,6 +897,8 @@ class RelayEnvironment:
         self.standins = Standins(root)
         self.postfix = PostfixInstance(root, "xoauth2-relay")
         self.helper = TokenHelper(root, self.postfix.socket)
+        self.outputs: dict[str, str] = {}  # also read by the leak scan
+        self.closed = False
 
     @classmethod
     def create(cls) -> "RelayEnvironment":
@@ -665,18 +931,45 @@ class RelayEnvironment:
             self.helper.start(helper_args)
         self.postfix.start()
 
+    def record_output(self, name: str, text: str) -> None:
+        """Adds what a test printed or showed (e.g. demo.show()) to what
+        the leak scan reads."""
+        self.outputs[name] = text
+
+    def scan_for_leaks(self) -> leak_scan.LeakReport:
+        """The leak scan close() makes, now (after `token-helper status`
+        and `status --json` if the helper runs)."""
+        self.helper.record_status()
+        return scan_for_leaks(self.root, self.standins, self.helper,
+                              self.outputs)
+
     def close(self) -> None:
-        """Stops everything started and removes the temp dir, unless
-        XOAUTH2_E2E_KEEP=1 asks to keep it for a post-mortem."""
+        """Runs `token-helper status` and `status --json` if the helper
+        runs, stops everything started, scans every log and output for
+        secrets and tokens (scan_for_leaks), removes the temp dir unless
+        XOAUTH2_E2E_KEEP=1 asks to keep it for a post-mortem, and then
+        fails (AssertionError naming kind, source and line) if the scan
+        found a leak. Only the first call does anything."""
+        if self.closed:
+            return
+        self.closed = True
+        self.helper.record_status()
         try:
             self.postfix.stop()
         finally:
             self.helper.stop()
+            self.helper.stop_spawned()
             self.standins.stop()
-            if os.environ.get("XOAUTH2_E2E_KEEP") == "1":
-                print(f"kept {self.root}", file=sys.stderr)
-            else:
-                shutil.rmtree(self.root, ignore_errors=True)
+            try:
+                report = scan_for_leaks(self.root, self.standins,
+                                        self.helper, self.outputs)
+            finally:
+                if os.environ.get("XOAUTH2_E2E_KEEP") == "1":
+                    print(f"kept {self.root}", file=sys.stderr)
+                else:
+                    shutil.rmtree(self.root, ignore_errors=True)
+        print(f"leak scan: {report.summary()}", file=sys.stderr)
+        report.check()
 
     def submit(self, message: bytes, sender: str = MAILBOX,
                recipients: Optional[list[str]] = None) -> str:

@@ -1,18 +1,26 @@
 """Canary run: no secret, refresh token or access token in any output,
-with the helper at debug level.
+with the helper at debug level, on the path that handles the most
+secrets.
 
-What it checks: a relay with a confidential refresh-token account whose
-client secret and first refresh token are distinctive canary strings,
-tokens living 8 s (so the refresh token rotates several times), the
-helper started with `run -v` (debug). It relays messages, meets a 535
-5.7.3 (the helper's reject path), a 500 from the endpoint (its failure
-path), and runs the CLI (`check`, `token MAILBOX`, and `status` when the
-build has it). Then no canary, no refresh token the stand-in issued, no
-access token it issued and no XOAUTH2 initial response Postfix sent may
-appear, raw or percent-encoded, in: the helper's stderr log, the Postfix
-maillog, any CLI output, or the demonstration's output (tests/e2e/demo.py
-show() run against this environment). The test also checks the canaries
-really travelled (the stand-in received them), so it can fail.
+Every e2e and fault test already ends with the leak scan of
+harness.RelayEnvironment.close() (tests/e2e/leak_scan.py): helper at
+debug level (`run -v`), every configured secret and every token the
+stand-ins issued or received looked for, raw, percent-encoded and base64,
+in the helper's log, the maillog, every token-helper output and `status`.
+This test drives one environment through the paths that touch the most
+secrets and checks that the scan had them all to look for:
+
+A relay with a confidential refresh-token account whose client secret
+and first refresh token are distinctive canary strings, tokens living
+8 s (so the refresh token rotates several times). It relays messages,
+meets a 535 5.7.3 (the helper's reject path), a 500 from the endpoint
+(its failure path), and runs the CLI (`check`, `token MAILBOX`,
+`status`, `status --json`) and the demonstration's output
+(tests/e2e/demo.py show() run against this environment). Then the scan
+must have looked for the canaries, rotated refresh tokens, access tokens
+and XOAUTH2 initial responses, in the CLI and demo outputs too, and found
+none; the test also checks the canaries really travelled (the stand-in
+received them), so it can fail.
 
 Needs root like the e2e tests. Run: /usr/bin/python3 -m unittest -v
 test_canary (ctest label fault).
@@ -26,7 +34,6 @@ import contextlib
 import io
 import pathlib
 import sys
-import urllib.parse
 import unittest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "e2e"))
@@ -38,12 +45,8 @@ import harness  # noqa: E402
 CANARY_SECRET = "CANARY~secret+/=Zq7Wd3Kx"  # needs percent-encoding
 CANARY_REFRESH = "rt.CANARY-refresh-9Vt4Hm2Pq"
 CANARY_CLIENT_ID = "99999999-8888-7777-6666-555555555555"
-
-
-def variants(value: str) -> set[str]:
-    """`value` as it could leak: raw and percent-encoded both ways."""
-    return {value, urllib.parse.quote(value, safe=""),
-            urllib.parse.quote_plus(value)}
+CLI_COMMANDS = [("check",), ("token", harness.MAILBOX), ("status",),
+                ("status", "--json")]
 
 
 class CanaryTest(unittest.TestCase):
@@ -57,10 +60,10 @@ class CanaryTest(unittest.TestCase):
                          "build the tree first")
         self.env = harness.RelayEnvironment.create()
         self.addCleanup(self.env.close)
-        self.outputs: dict[str, str] = {}
 
     def start(self) -> None:
-        """Stand-ins knowing the canaries; the helper at debug level."""
+        """Stand-ins knowing the canaries; the helper (at debug level, as
+        in every test)."""
         secret = self.env.helper.dir / "canary.secret"
         refresh = self.env.helper.dir / "canary.refresh"
         for path, value in ((secret, CANARY_SECRET),
@@ -83,7 +86,6 @@ class CanaryTest(unittest.TestCase):
                    "refresh_token_file": str(refresh)}
         self.env.start(standin_config=standin_config, account=account,
                        helper_settings=fault_bench.FAST_HELPER_SETTINGS,
-                       helper_args=("-v",),
                        main_cf_extra=fault_bench.FAST_RETRY_MAIN_CF)
 
     def relay(self, subject: str) -> None:
@@ -94,21 +96,16 @@ class CanaryTest(unittest.TestCase):
         self.env.wait_for_status(queue_id, "sent", 60)
 
     def run_cli(self) -> None:
-        """check, token and (if built) status; outputs kept."""
+        """check, token, status and status --json, each until it
+        succeeds (the harness keeps every output for the leak scan)."""
         helper = self.env.helper
-        commands = [("check",), ("token", harness.MAILBOX)]
-        if " status" in helper.command("--help").stdout:
-            commands.append(("status",))
-        for args in commands:
+        for args in CLI_COMMANDS:
             # Right after the 500 the helper may still be in its backoff
             # and answer `unavailable`; wait for the answer it settles on.
-            result = harness.wait_until(
-                lambda: (lambda r: r if r.returncode == 0 else None)(
-                    helper.command(*args)),
+            harness.wait_until(
+                lambda: helper.command(*args).returncode == 0,
                 30, f"token-helper {' '.join(args)} to succeed",
                 interval=0.5)
-            self.outputs["cli " + " ".join(args)] = (result.stdout
-                                                     + result.stderr)
 
     def exercise(self) -> None:
         """Relays, a refused token, a failed refresh, CLI and demo."""
@@ -131,22 +128,8 @@ class CanaryTest(unittest.TestCase):
         shown = io.StringIO()
         with contextlib.redirect_stdout(shown):
             demo.show(self.env)
-        self.outputs["demo output"] = shown.getvalue()
-
-    def secrets(self) -> dict[str, str]:
-        """Every secret value to look for, named by kind."""
-        state = self.env.standins.state()
-        found = {v: "client secret" for v in variants(CANARY_SECRET)}
-        for request in state["token_requests"]:
-            response = request.get("response") or {}
-            for key in ("access_token", "refresh_token"):
-                if response.get(key):
-                    for value in variants(response[key]):
-                        found[value] = key
-        found.update({v: "refresh token" for v in variants(CANARY_REFRESH)})
-        for attempt in self.env.standins.auth_attempts():
-            found[attempt["raw"]] = "XOAUTH2 initial response"
-        return found
+        self.assertIn("AUTH XOAUTH2", shown.getvalue())
+        self.env.record_output("demo output", shown.getvalue())
 
     def test_no_secret_in_any_output(self) -> None:
         """The canaries travel to the stand-in and appear nowhere else."""
@@ -158,21 +141,30 @@ class CanaryTest(unittest.TestCase):
             "token_requests"] if r.get("form")]
         self.assertIn(CANARY_SECRET, [f.get("client_secret") for f in forms])
         self.assertIn(CANARY_REFRESH, [f.get("refresh_token") for f in forms])
-        secrets = self.secrets()
-        kinds = set(secrets.values())
-        self.assertTrue({"access_token", "refresh_token"} <= kinds, kinds)
+        rotated = [r["response"]["refresh_token"] for r in
+                   self.env.standins.state()["token_requests"]
+                   if r.get("response", {}).get("refresh_token")]
+        self.assertGreater(len(rotated), 1, "the refresh token rotated")
         self.assertIn("level=debug", self.env.helper.log())
 
-        sources = dict(self.outputs)
-        sources["helper stderr"] = self.env.helper.log()
-        sources["maillog"] = self.env.postfix.log()
-        leaks = sorted({(name, kind) for name, text in sources.items()
-                        for value, kind in secrets.items() if value in text})
+        # The scan close() makes, run now: it had every kind to look for
+        # and read the CLI and demo outputs.
+        report = self.env.scan_for_leaks()
         fault_bench.report_line(
-            f"canary sources={len(sources)} secrets={len(secrets)} "
-            f"helper_log_bytes={len(sources['helper stderr'])} "
-            f"leaks={len(leaks)}")
-        self.assertEqual(leaks, [], "secret found (source, kind)")
+            f"canary {report.summary()} "
+            f"helper_log_bytes={len(self.env.helper.log())}")
+        self.assertLessEqual({"client secret", "refresh token",
+                              "access token", "XOAUTH2 initial response"},
+                             report.kinds)
+        self.assertGreaterEqual(report.values, 2 * len(rotated))
+        self.assertIn("demo output", report.sources)
+        for args in CLI_COMMANDS:
+            self.assertTrue([s for s in report.sources
+                             if f"`token-helper {' '.join(args)}`" in s],
+                            args)
+        self.assertIn("file helper/helper.log", report.sources)
+        self.assertIn("file postfix/maillog", report.sources)
+        self.assertEqual(report.failure(), "")
 
 
 if __name__ == "__main__":
