@@ -207,7 +207,10 @@ std::expected<std::string, Failure> ReadLine(const Call& call) {
     if (line.size() + take >= protocol::kMaxResponseBytes) {
       Wipe(line);
       explicit_bzero(chunk, sizeof(chunk));
-      return std::unexpected(Malformed(call.endpoint, "line too long"));
+      return std::unexpected(Malformed(
+          call.endpoint, "line too long (over " +
+                             std::to_string(protocol::kMaxResponseBytes) +
+                             " bytes with its LF)"));
     }
     line.append(got.substr(0, take));
     explicit_bzero(chunk, sizeof(chunk));

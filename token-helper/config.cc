@@ -947,11 +947,17 @@ std::expected<ConfigFile, std::string> ReadConfigFile(const std::string& path) {
   file.stats = *opened;
 
   // Bound the size so a wrong path (a log file, a device) fails fast.
-  std::string too_big = file.abs_path +
-                        ": is not a regular file of at most 1 MiB; is this "
+  std::string too_big = file.abs_path + ": is larger than 1 MiB (" +
+                        std::to_string(kMaxConfigBytes) +
+                        " bytes), the limit for the configuration; is this "
                         "the configuration file?";
-  if (!S_ISREG(file.stats.file.st_mode) ||
-      static_cast<std::size_t>(file.stats.file.st_size) > kMaxConfigBytes) {
+  if (!S_ISREG(file.stats.file.st_mode)) {
+    close(file.stats.fd);
+    return std::unexpected(file.abs_path +
+                           ": is not a regular file; is this the "
+                           "configuration file?");
+  }
+  if (static_cast<std::size_t>(file.stats.file.st_size) > kMaxConfigBytes) {
     close(file.stats.fd);
     return std::unexpected(too_big);
   }

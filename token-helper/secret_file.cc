@@ -249,7 +249,8 @@ std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
   }
   if (content.size() > limit) {
     return std::unexpected(path + " is larger than " + std::to_string(limit) +
-                           " bytes; it should hold one secret only");
+                           " bytes, the limit for a secret file; it should "
+                           "hold one secret only");
   }
 
   Secret secret(Trim(content));
@@ -262,6 +263,15 @@ std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
 
 std::expected<void, std::string> WriteSecretFileAtomically(
     const std::string& path, const Secret& value) {
+  // ReadSecretFile() would refuse a larger file: never write one.
+  if (value.Reveal().size() + 1 > kMaxSecretFileBytes) {
+    return std::unexpected(
+        "cannot replace " + path + ": the new value with its newline is " +
+        std::to_string(value.Reveal().size() + 1) + " bytes, over the " +
+        std::to_string(kMaxSecretFileBytes) +
+        "-byte limit for a secret file; the old file is kept");
+  }
+
   std::string temp_path;
   int raw_fd = CreateTemp(path, temp_path);
   if (raw_fd < 0) {

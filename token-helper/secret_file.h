@@ -5,12 +5,17 @@
 //
 // ReadSecretFile() refuses anything that is not a regular file or is over
 // the size limit, and trims surrounding whitespace (editors add a final
-// newline). WriteSecretFileAtomically() writes a temporary file in the same
-// directory (O_CREAT|O_EXCL, mode 0600 set with fchmod whatever the umask),
-// fsyncs it, renames it over the target and fsyncs the directory, so a
-// crash leaves either the old or the new content, never a mix and never a
-// missing file. Errors come back as messages naming the path and errno
-// text; nothing is logged here and the secret never appears in a message.
+// newline). Both sides hold kMaxSecretFileBytes (64 KiB, counted with the
+// newline): a file of exactly that size is read, one byte more is refused,
+// and a value whose file would be larger is never written, so whatever is
+// written can be read back (certificates and private keys share the
+// limit). WriteSecretFileAtomically() writes a temporary file in the same
+// directory (O_CREAT|O_EXCL, mode 0600 set with fchmod whatever the
+// umask), fsyncs it, renames it over the target and fsyncs the directory,
+// so a crash leaves either the old or the new content, never a mix and
+// never a missing file. Errors come back as messages naming the path and
+// errno text; nothing is logged here and the secret never appears in a
+// message.
 //
 // Access rule for files that hold a secret, key or refresh token
 // (FileAccess::kPrivate, the default): no group or other permission bits,
@@ -74,6 +79,7 @@ std::expected<Secret, std::string> ReadSecretFile(
 // Replaces the content of `path` with `value` and a newline, atomically and
 // durably, leaving the file with mode 0600 (and, when running as root, the
 // owner of the file it replaces). No temporary file survives a failure.
+// Error (the old file kept) if value and newline exceed kMaxSecretFileBytes.
 std::expected<void, std::string> WriteSecretFileAtomically(
     const std::string& path, const Secret& value);
 

@@ -57,6 +57,19 @@ set_tests_properties(e2e_google_standins PROPERTIES
   TIMEOUT 60
   ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 
+# Token endpoint and devicecode answers at exactly the helper's 64 KiB
+# limit and one byte past it (stand-ins and helper only, no Postfix);
+# same needs as above.
+add_test(NAME e2e_limits
+  COMMAND /usr/bin/python3 -m unittest -v test_limits
+  WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR})
+set_tests_properties(e2e_limits PROPERTIES
+  LABELS e2e
+  TIMEOUT 300
+  RUN_SERIAL TRUE
+  SKIP_REGULAR_EXPRESSION "e2e-skip:"
+  ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+
 # The leak scan every e2e and fault test runs when it closes its
 # environment (leak_scan.py): planted leaks are found in each form, clean
 # text is not, and a failing scan in a cleanup fails the test (no root).

@@ -23,7 +23,9 @@ What it is for: tests switch fault modes and read what the stand-ins saw.
                            token_fault_hits), "hang": true (accept, never
                            answer until cleared or "hang_max_seconds",
                            then hang up), "delay_seconds": S (answer S
-                           seconds late; alone: a slow normal answer)
+                           seconds late; alone: a slow normal answer),
+                           "pad_to_bytes": N (a normal answer whose JSON
+                           is padded to exactly N bytes)
     DELETE /token/fault    clear the fault
     POST /token/lifetime   {"seconds": N}: expires_in of tokens issued
                            from now on

@@ -336,6 +336,9 @@ class StandinState:
 
     def set_token_fault(self, fault: Optional[dict]) -> None:
         """Installs (or with None clears) a token endpoint fault."""
+        pad_to = (fault or {}).get("pad_to_bytes")
+        if pad_to is not None and (type(pad_to) is not int or pad_to < 2):
+            raise ValueError("pad_to_bytes must be a whole number of bytes")
         with self._lock:
             self._token_fault = dict(fault) if fault else None
             self._fault_changed.notify_all()

@@ -196,6 +196,26 @@ class TokenEndpointTest(StandinTest):
                          (500, b"<html>busy</html>"))
         self.app_token()
 
+    def test_padded_answer_has_exact_size_and_a_working_token(self) -> None:
+        """pad_to_bytes: a real token in a body of exactly N bytes; a size
+        below the natural body is a 500; a size that is no number is a
+        400 from the control API."""
+        for size in (2048, 65536, 65537):
+            with self.subTest(size=size):
+                self.control("POST", "/token/fault",
+                             {"pad_to_bytes": size, "count": 1})
+                token = self.app_token()
+                record = self.control("GET", "/state")["token_requests"][-1]
+                self.assertEqual(record["response_bytes"], size)
+                self.assertEqual(record["response"]["access_token"], token)
+        self.control("POST", "/token/fault", {"pad_to_bytes": 10,
+                                              "count": 1})
+        status, _ = self.token({"grant_type": "client_credentials"})
+        self.assertEqual(status, 500)
+        with self.assertRaises(urllib.error.HTTPError) as caught:
+            self.control("POST", "/token/fault", {"pad_to_bytes": "big"})
+        self.assertEqual(caught.exception.code, 400)
+
 
 class SubmissionTest(StandinTest):
     """The SMTP stand-in."""
@@ -392,8 +412,8 @@ class ClientAssertionTest(StandinTest):
             ("expired", dict(claims={"exp": now - 1}), 700024, "time"),
             ("not yet valid", dict(claims={"nbf": now + 60}), 700024,
              "time"),
-            ("lifetime over 600 s", dict(claims={"exp": now + 601}),
-             700024, "time"),
+            ("lifetime over 600 s",
+             dict(claims={"iat": now, "exp": now + 601}), 700024, "time"),
             ("no jti", dict(claims={"jti": None}), 50027, "malformed"),
         ]
         for name, args, code, reason in cases:

@@ -24,7 +24,10 @@ certificate or with one from a second CA that clients do not trust.
 Injected faults beyond a canned answer (control_api.py): "hang" accepts
 the request and never answers until the fault is cleared (at most
 hang_max_seconds), then hangs up; "delay_seconds" alone makes a slow but
-otherwise normal answer.
+otherwise normal answer; "pad_to_bytes": N makes a normal answer (a real
+token, or a real device code) whose JSON body is padded with an extra
+"x_padding" member to exactly N bytes, for the client's body size limit
+(a 500 naming the problem if the natural body is already longer).
 
 What it deliberately does not do: id_tokens, throttling by itself
 (faults are injected through the control API instead), assertions on the
@@ -102,6 +105,15 @@ def error_body(err: AadError, correlation_id: str) -> dict:
 def _compact(body: dict) -> bytes:
     """JSON without spaces, as Microsoft sends it."""
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def padded(body: dict, size: int) -> Optional[bytes]:
+    """`body` as compact JSON with an "x_padding" member of ASCII letters
+    making it exactly `size` bytes; None if it cannot be that short."""
+    bare = _compact(dict(body, x_padding=""))
+    if len(bare) > size:
+        return None
+    return _compact(dict(body, x_padding="p" * (size - len(bare))))
 
 
 def _check_assertion(state: StandinState, app: App, form: dict,
@@ -415,8 +427,10 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
 
         # An injected fault wins over everything, as an outage would.
         fault = self.server.state.take_token_fault()
+        pad_to = None
         if fault is not None:
             record["fault"] = str(fault.get("label", "unlabelled"))
+            pad_to = fault.get("pad_to_bytes")
             fault = self._hold(fault)
         path = urllib.parse.urlsplit(self.path).path
         match = _TOKEN_PATH.match(path) or _DEVICE_PATH.match(path)
@@ -437,12 +451,14 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
             record["endpoint"] = path.rsplit("/", 1)[1]
             # The URL the client asked for: what an assertion's aud must be.
             record["token_url"] = f"https://{self.headers.get('Host')}{path}"
-            record["status"] = self._answer(record, form, correlation_id)
+            record["status"] = self._answer(record, form, correlation_id,
+                                            pad_to)
         self.server.state.record_token_request(record)
 
-    def _answer(self, record: dict, form: dict, correlation_id: str) -> int:
+    def _answer(self, record: dict, form: dict, correlation_id: str,
+                pad_to: Optional[int] = None) -> int:
         """Runs the grant (or devicecode request) and writes the JSON
-        answer; returns the status."""
+        answer, padded to `pad_to` bytes when given; returns the status."""
         state = self.server.state
         try:
             if record["endpoint"] == "devicecode":
@@ -458,8 +474,16 @@ class TokenRequestHandler(http.server.BaseHTTPRequestHandler):
             status = err.status
             record["error"] = err.error
             record["error_code"] = err.code
-        self._send(status, _compact(body),
-                   "application/json; charset=utf-8")
+        raw = _compact(body)
+        if pad_to is not None:
+            raw = padded(body, int(pad_to))
+            if raw is None:
+                status = 500
+                raw = _compact({"error": "server_error",
+                                "error_description": f"pad_to_bytes {pad_to}"
+                                " is shorter than the answer itself"})
+            record["response_bytes"] = len(raw)
+        self._send(status, raw, "application/json; charset=utf-8")
         record["response"] = body
         return status
 

@@ -3,17 +3,22 @@
 // Unit tests of the token-helper configuration (config.h): a valid minimal
 // file, every kind of malformed file (table-driven: each message must name
 // the absolute path and the field), JSON syntax errors with line and
-// column (F03), example placeholders refused by name (F20), size limits,
-// per-account refresh margins, per-account allowed_users/allowed_groups
-// and Google accounts.
+// column (F03), example placeholders refused by name (F20), size limits
+// tested at exactly the limit and one byte past it (the file itself, and
+// the secret, refresh token, certificate and key files it names), deep
+// JSON nesting, per-account refresh margins, per-account
+// allowed_users/allowed_groups and Google accounts.
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
+#include <tuple>
 
 #include "config.h"
+#include "helper_test_keys.h"
 #include "helper_test_util.h"
+#include "secret_file.h"
 
 namespace xoauth2::helper {
 namespace {
@@ -342,28 +347,162 @@ TEST(HelperConfig, LoadMissingFileNamesAbsolutePath) {
       << config.error();
 }
 
-TEST(HelperConfig, LoadRefusesOversizedFile) {
-  TempDir dir;
-  std::string file =
-      dir.Write("config.json", std::string(1024 * 1024 + 1, ' '));
-  auto config = LoadConfig(file);
-  ASSERT_FALSE(config);
-  EXPECT_NE(config.error().find(file + ": is not a regular file of at most "
-                                       "1 MiB"),
-            std::string::npos);
+// `text` followed by a JSON comment that makes it exactly `size` bytes.
+std::string PadWithComment(const std::string& text, std::size_t size) {
+  std::string open = "\n/*", close = "*/\n";
+  std::size_t fill = size - text.size() - open.size() - close.size();
+  return text + open + std::string(fill, 'x') + close;
 }
 
-TEST(HelperConfig, OversizedSecretFileRefused) {
+// The configuration file itself: exactly 1 MiB (a valid file padded with
+// a comment) loads, one byte more is refused naming the path and limit.
+TEST(HelperConfigLimit, FileOfExactly1MiBLoadsOneMoreIsRefused) {
   TempDir dir;
-  std::string secret = dir.Write("big.secret", std::string(64 * 1024 + 1, 'x'));
-  std::string account = R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
-      "grant": "client_credentials", "client_secret_file": ")" +
-                        secret + "\"}";
-  auto config = ParseConfig(ConfigJson(account), "/c.json");
+  std::string valid = ConfigJson(AccountJson());
+  std::string at = dir.Write("at.json", PadWithComment(valid, kMaxConfigBytes));
+  std::string past =
+      dir.Write("past.json", PadWithComment(valid, kMaxConfigBytes + 1));
+  ASSERT_EQ(std::filesystem::file_size(at), 1048576u);
+
+  auto loaded = LoadConfig(at);
+  ASSERT_TRUE(loaded) << loaded.error();
+  EXPECT_EQ(loaded->accounts.at(0).client_secret.Reveal(), "s3cr~t+/=");
+  EXPECT_EQ(LoadSocketPath(at).value_or(""), "/tmp/helper-test/token.sock");
+
+  for (const auto& refused :
+       {LoadConfig(past).error(), LoadSocketPath(past).error()}) {
+    EXPECT_TRUE(refused.starts_with(past + ": is larger than 1 MiB (1048576 "
+                                           "bytes), the limit"))
+        << refused;
+  }
+}
+
+TEST(HelperConfigLimit, DirectoryIsNotARegularFile) {
+  TempDir dir;
+  auto config = LoadConfig(dir.path());
   ASSERT_FALSE(config);
-  EXPECT_NE(config.error().find("larger than 65536 bytes"), std::string::npos)
+  EXPECT_EQ(config.error(), dir.path() +
+                                ": is not a regular file; is this the "
+                                "configuration file?");
+}
+
+// A configuration too deeply nested for a recursive parser: refused as
+// not an object, no stack overflow (nlohmann::json parses and destroys
+// without recursion), inside the 1 MiB limit.
+TEST(HelperConfigLimit, DeepNestingAtTheSizeLimitIsRefusedCleanly) {
+  TempDir dir;
+  std::size_t depth = kMaxConfigBytes / 2;
+  std::string file =
+      dir.Write("deep.json", std::string(depth, '[') + std::string(depth, ']'));
+  auto config = LoadConfig(file);
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find(file + ": the top level must be a JSON "
+                                       "object"),
+            std::string::npos)
       << config.error();
 }
+
+// One file an account points to, with how its content is made.
+struct FileLimitCase {
+  const char* name;
+  const char* field;
+  // The account's credential members, given the path of the file tested.
+  std::string (*account)(const TempDir& dir, const std::string& path);
+  // Valid content of exactly `size` bytes.
+  std::string (*content)(std::size_t size);
+};
+
+std::string SecretAccount(const TempDir&, const std::string& path) {
+  return R"("grant": "client_credentials", "client_secret_file": ")" + path +
+         "\"";
+}
+
+std::string RefreshAccount(const TempDir&, const std::string& path) {
+  return R"("grant": "refresh_token", "refresh_token_file": ")" + path + "\"";
+}
+
+const testing::TestKeys& Keys() {
+  return testing::MakeTestKeys(testing::KeyKind::kRsa2048);
+}
+
+std::string CertificateAccount(const TempDir& dir, const std::string& path) {
+  return R"("grant": "client_credentials", "certificate_file": ")" + path +
+         R"(", "private_key_file": ")" + dir.Write("k.pem", Keys().key_pem) +
+         "\"";
+}
+
+std::string KeyAccount(const TempDir& dir, const std::string& path) {
+  return R"("grant": "client_credentials", "certificate_file": ")" +
+         dir.Write("c.pem", Keys().certificate_pem) +
+         R"(", "private_key_file": ")" + path + "\"";
+}
+
+// Token characters only, no newline: the largest realistic file.
+std::string TokenChars(std::size_t size) {
+  std::string token = "0.AR";
+  token.resize(size, 'A');
+  return token;
+}
+
+// A PEM block followed by blank lines (trimmed when read).
+std::string PaddedPem(const std::string& pem, std::size_t size) {
+  return pem + std::string(size - pem.size(), '\n');
+}
+
+std::string CertificateContent(std::size_t size) {
+  return PaddedPem(Keys().certificate_pem, size);
+}
+
+std::string KeyContent(std::size_t size) {
+  return PaddedPem(Keys().key_pem, size);
+}
+
+class HelperConfigFileLimit
+    : public ::testing::TestWithParam<std::tuple<FileLimitCase, bool>> {};
+
+// Exactly kMaxSecretFileBytes is read and used; one byte more is refused
+// naming the field, the file and the limit.
+TEST_P(HelperConfigFileLimit, ExactlyTheLimitIsReadOneMoreIsRefused) {
+  const auto& [limit_case, past] = GetParam();
+  TempDir dir;
+  std::size_t size = kMaxSecretFileBytes + (past ? 1 : 0);
+  std::string path = dir.Write("tested", limit_case.content(size));
+  ASSERT_EQ(std::filesystem::file_size(path), size);
+  std::string account =
+      R"({"mailbox": "relay@example.com", "tenant": "t", "client_id": "c", )" +
+      limit_case.account(dir, path) + "}";
+
+  auto config = ParseConfig(ConfigJson(account), "/c.json");
+  if (!past) {
+    ASSERT_TRUE(config) << config.error();
+    return;
+  }
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find(std::string("accounts[0].") + limit_case.field),
+            std::string::npos)
+      << config.error();
+  EXPECT_NE(config.error().find(path + " is larger than 65536 bytes, the "
+                                       "limit for a secret file"),
+            std::string::npos)
+      << config.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperConfigFileLimit,
+    ::testing::Combine(
+        ::testing::Values(FileLimitCase{"ClientSecret", "client_secret_file",
+                                        SecretAccount, TokenChars},
+                          FileLimitCase{"RefreshToken", "refresh_token_file",
+                                        RefreshAccount, TokenChars},
+                          FileLimitCase{"Certificate", "certificate_file",
+                                        CertificateAccount, CertificateContent},
+                          FileLimitCase{"PrivateKey", "private_key_file",
+                                        KeyAccount, KeyContent}),
+        ::testing::Bool()),
+    [](const auto& param_info) {
+      return std::string(std::get<0>(param_info.param).name) +
+             (std::get<1>(param_info.param) ? "PastLimit" : "AtLimit");
+    });
 
 TEST(HelperConfig, PlaceholderInSecretFileRefused) {
   TempDir dir;

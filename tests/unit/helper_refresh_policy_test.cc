@@ -105,6 +105,8 @@ std::vector<RetryCase> RetryCases() {
       {"Retry60", Failure(FailureClass::kThrottled, 60), 1, 0.9, 60},
       {"Retry60Again", Failure(FailureClass::kThrottled, 60), 5, 0.9, 60},
       {"RetryHuge", Failure(FailureClass::kThrottled, 86400), 1, 0.0, 3600},
+      {"RetryAtCap", Failure(FailureClass::kThrottled, 3600), 1, 0.0, 3600},
+      {"RetryPastCap", Failure(FailureClass::kThrottled, 3601), 1, 0.0, 3600},
       {"ThrottledNoHeader", Failure(FailureClass::kThrottled), 2, 0.0, 10},
       // A person must act: one long fixed interval, however many failures.
       {"Person1", person, 1, 0.0, 1800},

@@ -4,7 +4,9 @@
 // files (secret_file.h): percent-encoding of secrets with ~ + / =, which
 // fields each grant sends (F06 scope always, F12 secret only when set),
 // atomic refresh token replacement with mode 0600 under any umask (F04),
-// and transport limits: only https, bounded time on a silent peer (F14).
+// size limits at and one byte past the limit (secret files written, token
+// endpoint answers parsed, deep JSON nesting), and transport limits: only
+// https, bounded time on a silent peer (F14).
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -161,6 +163,71 @@ TEST(HelperSecretFile, EmptyAndMissingFilesRefused) {
             std::string::npos);
   EXPECT_NE(ReadSecretFile(dir.path()).error().find("not a regular file"),
             std::string::npos);
+}
+
+// The writer keeps the reader's limit: a value whose file (with its
+// newline) is exactly kMaxSecretFileBytes is written and read back; one
+// byte more is refused and the old file stays, with no temporary left.
+TEST(HelperSecretFileLimit, WritesUpToTheLimitTheReaderAccepts) {
+  TempDir dir;
+  std::string file = dir.Write("relay.refresh", "old-token\n");
+  std::string at(kMaxSecretFileBytes - 1, 'A');
+
+  ASSERT_TRUE(WriteSecretFileAtomically(file, Secret(at)));
+  EXPECT_EQ(std::filesystem::file_size(file), kMaxSecretFileBytes);
+  auto read = ReadSecretFile(file);
+  ASSERT_TRUE(read) << read.error();
+  EXPECT_EQ(read->Reveal(), at);
+
+  auto refused = WriteSecretFileAtomically(file, Secret(at + "B"));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("cannot replace " + file +
+                                 ": the new value with its newline is 65537 "
+                                 "bytes, over the 65536-byte limit"),
+            std::string::npos)
+      << refused.error();
+  EXPECT_EQ(ReadSecretFile(file)->Reveal(), at);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                          std::filesystem::directory_iterator()),
+            1);
+}
+
+// A success body of exactly `size` bytes: valid JSON padded with spaces.
+std::string SuccessBodyOfSize(std::size_t size) {
+  std::string body =
+      R"({"token_type":"Bearer","expires_in":3599,"access_token":"at.1"})";
+  return body + std::string(size - body.size(), ' ');
+}
+
+// The parser's side of the 64 KiB answer limit (the transport's side is
+// tests/e2e/test_limits.py): exactly the limit is used, one byte more is
+// a temporary failure naming the limit.
+TEST(HelperTokenResponseLimit, ExactlyTheLimitIsUsedOneMoreIsRefused) {
+  std::string at = SuccessBodyOfSize(kMaxTokenResponseBytes);
+  auto grant = ParseTokenResponse(HttpAnswer{200, at, {}}, "t");
+  ASSERT_TRUE(grant) << grant.error().message;
+  EXPECT_EQ(grant->access_token.Reveal(), "at.1");
+
+  std::string past = SuccessBodyOfSize(kMaxTokenResponseBytes + 1);
+  auto refused = ParseTokenResponse(HttpAnswer{200, past, {}}, "t");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().failure_class, FailureClass::kTemporary);
+  EXPECT_NE(refused.error().message.find("exceeds 64 KiB"), std::string::npos)
+      << refused.error().message;
+}
+
+// Nesting as deep as the size limit allows: no stack overflow, just a
+// temporary failure (nlohmann::json neither parses nor destroys
+// recursively).
+TEST(HelperTokenResponseLimit, DeepNestingAtTheSizeLimitFailsCleanly) {
+  std::string prefix = R"({"access_token":)";
+  std::size_t depth = (kMaxTokenResponseBytes - prefix.size() - 1) / 2;
+  std::string body =
+      prefix + std::string(depth, '[') + std::string(depth, ']') + "}";
+  ASSERT_LE(body.size(), kMaxTokenResponseBytes);
+  auto result = ParseTokenResponse(HttpAnswer{200, body, {}}, "t");
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().failure_class, FailureClass::kTemporary);
 }
 
 TEST(HelperTokenEndpoint, PlainHttpRefused) {

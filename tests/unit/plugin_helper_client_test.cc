@@ -4,9 +4,9 @@
 // helper_client.h) against the scripted FakeHelper: request lines byte for
 // byte, each way a request can fail (socket missing, stale socket,
 // timeout, malformed or over-long answer) with its SASL code and operator
-// message, the helper's own reason when it answered and closed before
-// reading (too many connections), and the mapping of every `err CODE`
-// answer.
+// message, the answer line limit at exactly the limit and one byte past, the
+// helper's own reason when it answered and closed before reading (too many
+// connections), and the mapping of every `err CODE` answer.
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -209,6 +209,54 @@ TEST_F(HelperClientTest, AcceptsTheLongestAllowedToken) {
   ASSERT_TRUE(fetched.has_value()) << fetched.error().message;
   EXPECT_EQ(fetched->token, token);
 }
+
+// The answer line limit (protocol::kMaxResponseBytes, with its LF): an
+// `err unavailable` line of exactly that size is read and mapped; one byte
+// more is a protocol error naming the limit. Also when the answer ends by
+// close instead of LF (the LF's byte then counts as the one more).
+struct LineLimitCase {
+  const char* name;
+  std::size_t bytes;  // the whole answer, LF included when `lf`
+  bool lf;
+  int code;
+  std::string_view message_part;
+};
+
+class ResponseLineLimit : public HelperClientTest,
+                          public ::testing::WithParamInterface<LineLimitCase> {
+};
+
+TEST_P(ResponseLineLimit, AtTheLimitIsReadPastItIsRefused) {
+  const LineLimitCase& limit_case = GetParam();
+  std::string prefix = "err unavailable ";
+  std::size_t text = limit_case.bytes - prefix.size() - (limit_case.lf ? 1 : 0);
+  std::string answer =
+      prefix + std::string(text, 'x') + (limit_case.lf ? "\n" : "");
+  ASSERT_EQ(answer.size(), limit_case.bytes);
+  testing_fake helper(path_, {answer});
+  auto token = FetchToken(endpoint_, "relay@example.com");
+
+  ASSERT_FALSE(token.has_value());
+  EXPECT_EQ(token.error().code, limit_case.code);
+  EXPECT_NE(token.error().message.find(limit_case.message_part),
+            std::string::npos)
+      << token.error().message.substr(0, 300);
+}
+
+constexpr std::size_t kLimit = protocol::kMaxResponseBytes;
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ResponseLineLimit,
+    ::testing::Values(
+        LineLimitCase{"AtLimit", kLimit, true, SASL_TRYAGAIN,
+                      "answered unavailable"},
+        LineLimitCase{"PastLimit", kLimit + 1, true, SASL_BADPROT,
+                      "line too long (over 16384 bytes with its LF)"},
+        LineLimitCase{"AtLimitClosed", kLimit - 1, false, SASL_TRYAGAIN,
+                      "answered unavailable"},
+        LineLimitCase{"PastLimitClosed", kLimit, false, SASL_BADPROT,
+                      "line too long (over 16384 bytes with its LF)"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
 
 struct HelperErrCase {
   protocol::ErrorCode code;

@@ -7,7 +7,8 @@
 // port=, saslname escaping of ',' and '=') against a worked example
 // computed by hand, the reply to an error challenge of each mechanism,
 // the server address taken from the host's parameters, the mailbox check
-// with its operator message, sanitizing of server challenges for the log,
+// with its operator message, sanitizing of server challenges for the log
+// (cut at exactly kMaxLoggedText, tested at and one byte past it),
 // and the parsing of the plugin's environment variables.
 
 #include <gtest/gtest.h>
@@ -279,6 +280,11 @@ struct SanitizeCase {
   std::string_view output;
 };
 
+// Challenge text exactly at the logged length and one byte longer.
+const std::string kAtLoggedLimit(kMaxLoggedText, 'x');
+const std::string kPastLoggedLimit(kMaxLoggedText + 1, 'x');
+const std::string kCutAtLoggedLimit = kAtLoggedLimit + "...";
+
 class Sanitize : public ::testing::TestWithParam<SanitizeCase> {};
 
 TEST_P(Sanitize, KeepsPrintableAsciiOnly) {
@@ -290,7 +296,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(SanitizeCase{kGmailError, kGmailError},
                       SanitizeCase{"", ""},
                       SanitizeCase{"a\r\nb\tc\x01\x7f", "a??b?c??"},
-                      SanitizeCase{"caf\xc3\xa9", "caf??"}));
+                      SanitizeCase{"caf\xc3\xa9", "caf??"},
+                      // The logged length limit, at it and one past it.
+                      SanitizeCase{kAtLoggedLimit, kAtLoggedLimit},
+                      SanitizeCase{kPastLoggedLimit, kCutAtLoggedLimit}));
 
 TEST(Sanitize, CutsLongTextAndMarksIt) {
   std::string long_text(kMaxLoggedText + 50, 'x');

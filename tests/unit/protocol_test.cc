@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
 // Unit tests of the token socket protocol codec (common/protocol.h): every
-// request and response form byte for byte, and each malformed input with
-// the error code a server answers it with.
+// request and response form byte for byte, each malformed input with the
+// error code a server answers it with, and every field and line limit at
+// exactly the limit and one byte past it.
 
 #include "protocol.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 
 namespace xoauth2::protocol {
 namespace {
@@ -177,6 +179,83 @@ TEST(ProtocolStatus, LargestStatusFitsAndLargerIsRefused) {
   status.status = "{\"a\":\"line\nbreak\"}";
   EXPECT_TRUE(FormatResponse(status).starts_with("err internal "));
 }
+
+// One field limit: a line whose field is exactly at its limit parses,
+// the same line with one byte more is refused with `refused_text`.
+struct FieldLimitCase {
+  const char* name;
+  std::string (*line)(std::size_t field_bytes);  // the line around it
+  std::size_t limit;
+  bool request;  // ParseRequest, else ParseResponse
+  const char* refused_text;
+};
+
+// `v1 token M@b` with a mailbox of `bytes` bytes.
+std::string MailboxRequest(std::size_t bytes) {
+  return "v1 token " + std::string(bytes - 2, 'm') + "@b\n";
+}
+
+// `v1 reject a@b T` with a token of `bytes` bytes (the line limit binds
+// first: kMaxRequestBytes is far below kMaxTokenBytes).
+std::string RejectRequest(std::size_t bytes) {
+  return "v1 reject a@b " + std::string(bytes - 15, 't') + "\n";
+}
+
+// `ok T 1900000000` with a token of `bytes` bytes.
+std::string TokenResponse(std::size_t bytes) {
+  return "ok " + std::string(bytes, 'T') + " 1900000000\n";
+}
+
+// `ok-status J` with a status of `bytes` bytes.
+std::string StatusResponse(std::size_t bytes) {
+  return "ok-status " + std::string(bytes, 'x') + "\n";
+}
+
+// An `err` line of `bytes` bytes in all.
+std::string ErrResponse(std::size_t bytes) {
+  return "err unavailable " + std::string(bytes - 17, 'x') + "\n";
+}
+
+class ProtocolFieldLimit
+    : public ::testing::TestWithParam<std::tuple<FieldLimitCase, bool>> {};
+
+TEST_P(ProtocolFieldLimit, AtTheLimitParsesOneMoreIsRefused) {
+  const auto& [limit_case, past] = GetParam();
+  std::string line = limit_case.line(limit_case.limit + (past ? 1 : 0));
+  std::string error;
+  if (limit_case.request) {
+    auto parsed = ParseRequest(line);
+    error = parsed ? "" : parsed.error().text;
+  } else {
+    auto parsed = ParseResponse(line);
+    error = parsed ? "" : parsed.error().text;
+  }
+  if (!past) {
+    EXPECT_EQ(error, "");
+  } else {
+    EXPECT_EQ(error, limit_case.refused_text);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ProtocolFieldLimit,
+    ::testing::Combine(
+        ::testing::Values(
+            FieldLimitCase{"Mailbox", MailboxRequest, kMaxMailboxBytes, true,
+                           "malformed mailbox"},
+            FieldLimitCase{"RequestLine", RejectRequest, kMaxRequestBytes, true,
+                           "request longer than 1024 bytes"},
+            FieldLimitCase{"Token", TokenResponse, kMaxTokenBytes, false,
+                           "malformed token in ok line"},
+            FieldLimitCase{"Status", StatusResponse, kMaxStatusBytes, false,
+                           "response longer than 16384 bytes"},
+            FieldLimitCase{"ResponseLine", ErrResponse, kMaxResponseBytes,
+                           false, "response longer than 16384 bytes"}),
+        ::testing::Bool()),
+    [](const auto& param_info) {
+      return std::string(std::get<0>(param_info.param).name) +
+             (std::get<1>(param_info.param) ? "PastLimit" : "AtLimit");
+    });
 
 TEST(ProtocolStatus, RefusesMalformedStatusLines) {
   for (std::string line :
