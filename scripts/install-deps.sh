@@ -16,7 +16,7 @@ packages="
   libsasl2-dev libsasl2-2 libcurl4-openssl-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev googletest
   postfix python3 python3-aiosmtpd python3-cryptography openssl
-  ca-certificates
+  ca-certificates tinyproxy-bin
 "
 
 missing=""

@@ -27,6 +27,7 @@
 
 #include "ascii.h"
 #include "protocol.h"
+#include "proxy_setting.h"
 #include "secret_file.h"
 
 namespace xoauth2::helper {
@@ -719,6 +720,9 @@ Status ReadSettings(const Where& where, const json& root, Config& out) {
   out.allowed_gids.assign(gids.begin(), gids.end());
   RETURN_IF_ERROR(ReadCaFile(where, root, out.ca_file));
   RETURN_IF_ERROR(ReadString(where, root, "proxy", out.proxy, false));
+  auto proxy = CheckProxySetting(out.proxy);
+  if (!out.proxy.empty() && !proxy)
+    return where.Fail("proxy", proxy.error());
   RETURN_IF_ERROR(ReadSeconds(where, root, "connect_timeout_seconds", 1, 300,
                               out.connect_timeout_seconds));
   RETURN_IF_ERROR(ReadSeconds(where, root, "request_timeout_seconds", 1, 600,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "client_assertion.h"
+#include "proxy_setting.h"
 #include "secret_file.h"
 
 namespace xoauth2::helper {
@@ -69,24 +70,29 @@ struct SlistDeleter {
 using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
 using CurlList = std::unique_ptr<curl_slist, SlistDeleter>;
 
-// Turns a libcurl failure into words an operator can act on.
+// Turns a libcurl failure into words an operator can act on;
+// `connect_code` is a proxy's answer to CONNECT (0: none).
 std::string TransportMessage(CURLcode code, const char* detail,
-                             const Transfer& transfer,
+                             long connect_code, const Transfer& transfer,
                              const HttpSettings& settings,
                              const std::string& url) {
   std::string why = *detail != '\0' ? detail : curl_easy_strerror(code);
+  auto proxy_message = ProxyFailureMessage(
+      {settings.proxy, static_cast<int>(code), connect_code, why, url});
+  if (proxy_message)
+    return *proxy_message;
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
       return "no answer from " + url + " within " +
              std::to_string(settings.request_timeout_seconds) +
              " s (request_timeout_seconds): " + why;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
       return "cannot resolve the host of " + url + ": " + why +
-             "; check DNS and proxy";
+             "; check DNS, or set a proxy";
     case CURLE_COULDNT_CONNECT:
       return "cannot connect to " + url + ": " + why +
-             "; check the network, firewall and proxy";
+             "; check the network, the firewall and any https_proxy, "
+             "all_proxy or no_proxy environment variable";
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CONNECT_ERROR:
@@ -118,8 +124,11 @@ void SetOptions(CURL* curl, const HttpSettings& settings, Transfer& transfer,
   if (!settings.ca_file.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
   }
+  // A configured proxy takes every request; the environment's proxy
+  // variables (no_proxy too) count only without one.
   if (!settings.proxy.empty()) {
     curl_easy_setopt(curl, CURLOPT_PROXY, settings.proxy.c_str());
+    curl_easy_setopt(curl, CURLOPT_NOPROXY, "");
   }
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
                    settings.connect_timeout_seconds);
@@ -211,14 +220,36 @@ std::expected<HttpReply, TokenFailure> PostForm(
 
   CURLcode code = curl_easy_perform(curl.get());
   if (code != CURLE_OK) {
-    return std::unexpected(TransportFailure(
-        TransportMessage(code, error_buffer, transfer, settings, url)));
+    long connect_code = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    return std::unexpected(TransportFailure(TransportMessage(
+        code, error_buffer, connect_code, transfer, settings, url)));
   }
   HttpReply reply;
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &reply.status);
   reply.body = Secret(std::move(transfer.body));
   reply.retry_after = transfer.retry_after;
   return reply;
+}
+
+std::string SignInAdvice(const Account& account, const TokenFailure& failure) {
+  if (failure.failure_class != FailureClass::kNeedsPerson)
+    return failure.message;
+  std::string cause = FailureCause(failure);
+  if (account.provider == Provider::kGoogle) {
+    // The file and the fix come first: `status` shows 240 characters.
+    return "Google refused the refresh token in " + account.refresh_token_file +
+           ": " + cause +
+           "; replace the file's content (mode 0600) with a new refresh "
+           "token got with the desktop OAuth client of the account's "
+           "client_id, as token-helper authorize cannot sign in Google "
+           "accounts (see token-helper(8)); the helper retries when the "
+           "file changes";
+  }
+  if (account.grant == Grant::kRefreshToken) {
+    return failure.message + ": run token-helper authorize " + account.name;
+  }
+  return failure.message;
 }
 
 std::expected<Secret, std::string> EncodeForm(
@@ -314,8 +345,10 @@ std::expected<TokenGrant, TokenFailure> CurlTokenFetcher::Fetch(
   auto grant = ParseTokenResponse(
       HttpAnswer{reply->status, reply->body.Reveal(), reply->retry_after},
       account.tenant);
-  if (!grant)
+  if (!grant) {
+    grant.error().message = SignInAdvice(account, grant.error());
     return grant;
+  }
   auto kept = KeepRefreshToken(account, refresh_token, grant->refresh_token);
   if (!kept)
     return std::unexpected(kept.error());

@@ -54,7 +54,7 @@ class TokenFetcher {
 // Transport settings shared by all accounts.
 struct HttpSettings {
   std::string ca_file;  // empty: system store
-  std::string proxy;    // empty: none configured
+  std::string proxy;    // empty: the environment's proxy variables apply
   long connect_timeout_seconds = 10;
   long request_timeout_seconds = 30;
 
@@ -72,6 +72,12 @@ class CurlTokenFetcher : public TokenFetcher {
   HttpSettings settings_;
   std::atomic<bool> cancelled_{false};
 };
+
+// The message for a failure that needs a person (invalid_grant and the
+// like) of `account`: a Microsoft refresh token account signs in again
+// with `token-helper authorize`; a Google account cannot, so its message
+// names the refresh token file to replace. Other failures: unchanged.
+std::string SignInAdvice(const Account& account, const TokenFailure& failure);
 
 struct FormField {
   std::string_view name;

@@ -131,20 +131,9 @@ FailureClass ClassifyError(const std::string& error, long status) {
   return FailureClass::kConfiguration;
 }
 
-// The cause in words: "invalid_grant (AADSTS70043: ...)".
-std::string Cause(const TokenFailure& failure) {
-  std::string cause = failure.error.empty() ? "no error code" : failure.error;
-  if (!failure.description.empty()) {
-    cause += " (" + failure.description + ")";
-  } else if (!failure.aadsts.empty()) {
-    cause += " (" + failure.aadsts + ")";
-  }
-  return cause;
-}
-
 // The operator-facing sentence for a classified OAuth error.
 std::string ErrorMessage(const TokenFailure& failure, std::string_view tenant) {
-  std::string cause = Cause(failure);
+  std::string cause = FailureCause(failure);
   if (failure.aadsts == "AADSTS7000012") {
     return "the refresh token was issued for a different tenant than " +
            std::string(tenant) + " (" + cause +
@@ -287,6 +276,16 @@ std::string_view FailureClassName(FailureClass failure_class) {
       return "temporary";
   }
   return "temporary";
+}
+
+std::string FailureCause(const TokenFailure& failure) {
+  std::string cause = failure.error.empty() ? "no error code" : failure.error;
+  if (!failure.description.empty()) {
+    cause += " (" + failure.description + ")";
+  } else if (!failure.aadsts.empty()) {
+    cause += " (" + failure.aadsts + ")";
+  }
+  return cause;
 }
 
 TokenFailure TransportFailure(std::string message) {

@@ -76,6 +76,10 @@ struct HttpAnswer {
 std::expected<TokenGrant, TokenFailure> ParseTokenResponse(
     const HttpAnswer& answer, std::string_view tenant);
 
+// The cause in words: "invalid_grant (AADSTS70043: ...)", or the code
+// alone.
+std::string FailureCause(const TokenFailure& failure);
+
 // A temporary failure with no HTTP answer (DNS, connect, TLS, timeout).
 TokenFailure TransportFailure(std::string message);
 

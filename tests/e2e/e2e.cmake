@@ -81,3 +81,17 @@ set_tests_properties(e2e_leak_scan PROPERTIES
   TIMEOUT 60
   ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 
+# The helper's "proxy" setting through a real HTTP proxy (tinyproxy, run
+# by the test on 127.0.0.1) and the environment's proxy variables; no
+# Postfix. Needs root like the others, and tinyproxy (Debian package
+# tinyproxy-bin): without either it reports "e2e-skip:".
+add_test(NAME e2e_proxy
+  COMMAND /usr/bin/python3 -m unittest -v test_proxy
+  WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR})
+set_tests_properties(e2e_proxy PROPERTIES
+  LABELS e2e
+  TIMEOUT 300
+  RUN_SERIAL TRUE
+  SKIP_REGULAR_EXPRESSION "e2e-skip:"
+  ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+

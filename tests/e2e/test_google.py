@@ -25,8 +25,10 @@ What it checks:
                token fetched after the refusal.
   revoked      the refresh token is revoked (invalid_grant, "Token has
                been expired or revoked."): deferred, the helper's log and
-               `status` say a person must act, and the refresh token file
-               is left exactly as it was.
+               `status` say a person must act and name the fix (replace
+               the refresh token file's content, by absolute path, since
+               `token-helper authorize` cannot sign in Google accounts),
+               and the refresh token file is left exactly as it was.
 
 Run as root: /usr/bin/python3 -m unittest -v test_google (from this
 directory), with XOAUTH2_BUILD_DIR naming the build tree; ctest runs it as
@@ -310,7 +312,8 @@ class GoogleRefusalTest(GoogleRelayTestCase):
 
     def test_revoked_refresh_token_defers_and_needs_person(self) -> None:
         """(d) invalid_grant: deferred; the helper's log and status say a
-        person must act; the refresh token file is kept unchanged."""
+        person must act and name the file to replace; the refresh token
+        file is kept unchanged."""
         self.start(revoked=True)
         before = self.refresh_before
         _, queue_id = self.submit("gmail revoked")
@@ -329,6 +332,14 @@ class GoogleRefusalTest(GoogleRelayTestCase):
         for field in ("account=gmail", "class=needs-person",
                       "error=invalid_grant", "state=needs-attention"):
             self.assertIn(field, failed.group(0))
+        fix = (f"Google refused the refresh token in {self.refresh_file}: "
+               "invalid_grant (Token has been expired or revoked.); replace "
+               "the file's content (mode 0600) with a new refresh token got "
+               "with the desktop OAuth client of the account's client_id, "
+               "as token-helper authorize cannot sign in Google accounts "
+               "(see token-helper(8)); the helper retries when the file "
+               "changes")
+        self.assertIn(f'reason="{fix}"', failed.group(0))
 
         status = self.env.helper.command("status", "--json")
         self.assertEqual(status.returncode, 0, status.stderr)
@@ -337,6 +348,10 @@ class GoogleRefusalTest(GoogleRelayTestCase):
                           account["state"], account["error_class"]),
                          ("gmail", "google", "needs-attention",
                           "needs-person"))
+        # `status` shows the message's start: the file and the fix.
+        self.assertTrue(fix.startswith(account["error"]), account["error"])
+        self.assertIn(f"{self.refresh_file}: invalid_grant", account["error"])
+        self.assertIn("desktop OAuth client", account["error"])
 
         # Never delete or rewrite the refresh token on invalid_grant.
         after = self.refresh_file.stat()

@@ -17,6 +17,7 @@ add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_cli_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_client_assertion_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_device_code_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_proxy_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_test_keys.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_test_util.cc)
 target_link_libraries(helper_test PRIVATE token_helper_lib GTest::gtest_main)
