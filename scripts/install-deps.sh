@@ -14,7 +14,7 @@ fi
 packages="
   g++ cmake make pkg-config clang-format clang-16 libclang-rt-16-dev
   libsasl2-dev libsasl2-2 libcurl4-openssl-dev libssl-dev
-  nlohmann-json3-dev libcli11-dev libgtest-dev googletest
+  nlohmann-json3-dev libcli11-dev libgtest-dev googletest libmilter-dev
   postfix python3 python3-aiosmtpd python3-cryptography openssl
   ca-certificates tinyproxy-bin
 "

@@ -84,8 +84,11 @@ constexpr std::string_view kTopKeys[] = {
     "refresh_margin_seconds",
     "refresh_token_warn_days",
     "log_level",
+    "sender_guard",
     "accounts",
 };
+
+constexpr std::string_view kSenderGuardKeys[] = {"socket"};
 
 constexpr std::string_view kAccountKeys[] = {
     "name",
@@ -106,6 +109,7 @@ constexpr std::string_view kAccountKeys[] = {
     "refresh_margin_seconds",
     "allowed_users",
     "allowed_groups",
+    "send_as",
 };
 
 // Where in the file a value sits ("accounts[0]") and which file it is.
@@ -160,6 +164,10 @@ std::string_view PlaceholderFix(std::string_view key) {
     return "put the mailbox that sends mail there";
   if (key == "client_secret") {
     return "put the client secret's value (not its secret ID) there";
+  }
+  if (key.starts_with("send_as")) {
+    return "put an address the mailbox has Send As rights on there, or "
+           "remove it";
   }
   return "put your own value there";
 }
@@ -620,6 +628,35 @@ Status ReadGrantNeeds(const Where& where, const json& object, ConfigUse use,
   return {};
 }
 
+// Reads the optional "send_as": addresses the mailbox may also send as.
+Status ReadSendAs(const Where& where, const json& object,
+                  std::vector<std::string>& out) {
+  auto it = object.find("send_as");
+  if (it == object.end())
+    return {};
+  if (!it->is_array()) {
+    return where.Fail("send_as", "must be an array of addresses, not " +
+                                     std::string(it->type_name()));
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    std::string key = "send_as[" + std::to_string(i) + "]";
+    const json& item = (*it)[i];
+    if (!item.is_string()) {
+      return where.Fail(
+          key, "must be a string, not " + std::string(item.type_name()));
+    }
+    const std::string& address = item.get_ref<const std::string&>();
+    RETURN_IF_ERROR(CheckPlaceholder(where, key, address));
+    if (!protocol::IsValidMailbox(address)) {
+      return where.Fail(key, "is \"" + address +
+                                 "\", not an address like "
+                                 "alerts@example.com");
+    }
+    out.push_back(address);
+  }
+  return {};
+}
+
 // Reads one element of "accounts".
 Status ReadAccount(const std::string& path, const json& object,
                    std::size_t index, ConfigUse use, Account& out) {
@@ -631,6 +668,9 @@ Status ReadAccount(const std::string& path, const json& object,
   }
   RETURN_IF_ERROR(CheckKeys(where, object, kAccountKeys));
   RETURN_IF_ERROR(ReadIdentity(where, object, out));
+  RETURN_IF_ERROR(ReadSendAs(where, object, out.send_as));
+  if (use == ConfigUse::kSenderGuard)
+    return {};  // the milter opens no secret, key or refresh token file
   RETURN_IF_ERROR(ReadGrant(where, object, out.grant));
   RETURN_IF_ERROR(ReadClientCertificate(where, object, out));
   RETURN_IF_ERROR(ReadClientSecret(where, object, out));
@@ -683,6 +723,23 @@ Status ReadSocket(const Where& where, const json& root, std::string& out) {
   return {};
 }
 
+// Reads the optional "sender_guard" object: the milter's socket.
+Status ReadSenderGuard(const Where& where, const json& root,
+                       SenderGuardSettings& out) {
+  auto it = root.find("sender_guard");
+  if (it == root.end())
+    return {};
+  if (!it->is_object()) {
+    return where.Fail("sender_guard",
+                      "must be an object like {\"socket\": "
+                      "\"/path/milter.sock\"}, not " +
+                          std::string(it->type_name()));
+  }
+  Where inner{where.path, "sender_guard."};
+  RETURN_IF_ERROR(CheckKeys(inner, *it, kSenderGuardKeys));
+  return ReadSocket(inner, *it, out.socket);
+}
+
 // Reads ca_file, which must exist when given.
 Status ReadCaFile(const Where& where, const json& root, std::string& out) {
   RETURN_IF_ERROR(ReadPath(where, root, "ca_file", out, false));
@@ -732,6 +789,13 @@ Status ReadSettings(const Where& where, const json& root, Config& out) {
                               out.refresh_margin_seconds));
   RETURN_IF_ERROR(ReadSeconds(where, root, "refresh_token_warn_days", 1, 80,
                               out.refresh_token_warn_days, "days"));
+  RETURN_IF_ERROR(ReadSenderGuard(where, root, out.sender_guard));
+  if (out.sender_guard.socket == out.socket) {
+    return where.Fail("sender_guard.socket",
+                      "is the token socket " + out.socket +
+                          "; give the milter a path of its own, such as "
+                          "milter.sock in the same folder");
+  }
   return ReadLogLevel(where, root, out.log_level);
 }
 
@@ -773,6 +837,12 @@ std::string_view CredentialName(Credential credential) {
 
 std::string_view ProviderName(Provider provider) {
   return provider == Provider::kGoogle ? "google" : "microsoft";
+}
+
+std::string DefaultMilterSocket() {
+  std::string_view token = XOAUTH2_DEFAULT_SOCKET;
+  std::size_t slash = token.rfind('/');
+  return std::string(token.substr(0, slash + 1)) + "milter.sock";
 }
 
 std::string Account::TokenUrl() const {

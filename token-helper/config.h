@@ -11,6 +11,9 @@
 // carry "path:line:column:". Values left from the shipped examples
 // ("REPLACE-WITH-...", the all-zero GUID) are refused by name.
 //
+// "sender_guard" ({"socket": ABSOLUTE PATH}) and each account's "send_as"
+// (an array of addresses) configure the sender guard milter.
+//
 // Client secret files are read here (so `check` proves they are readable
 // and kept from other users: secret_file.h's access rule, which also
 // applies to private keys, refresh token files and to this file itself
@@ -58,8 +61,10 @@ enum class Grant { kClientCredentials, kRefreshToken };
 enum class Credential { kPublic, kSecret, kCertificate };
 
 // What the configuration is loaded for: serving tokens needs every
-// refresh token file; a first sign-in (`authorize`) is about to write one.
-enum class ConfigUse { kServe, kSignIn };
+// refresh token file; a first sign-in (`authorize`) is about to write one;
+// the sender guard milter (`milter`) needs only the mailboxes and
+// send_as, and opens no secret, key or refresh token file at all.
+enum class ConfigUse { kServe, kSignIn, kSenderGuard };
 
 // "client_credentials" or "refresh_token".
 std::string_view GrantName(Grant grant);
@@ -106,6 +111,9 @@ struct Account {
   bool restricts_peers = false;
   std::vector<uid_t> allowed_uids;
   std::vector<gid_t> allowed_gids;
+  // Further addresses the mailbox may send as (Exchange "Send As" rights);
+  // the sender guard lets them pass (protocol::IsValidMailbox each).
+  std::vector<std::string> send_as;
 
   // Microsoft: {authority}/{tenant}/oauth2/v2.0/token; Google:
   // {authority}/token.
@@ -116,6 +124,15 @@ struct Account {
 
   // Certificate if one is loaded, else secret if one is set, else public.
   Credential credential() const;
+};
+
+// The default socket of the sender guard milter: milter.sock beside the
+// default token socket, inside Postfix's queue directory.
+std::string DefaultMilterSocket();
+
+// "sender_guard": the milter that refuses senders Office 365 would refuse.
+struct SenderGuardSettings {
+  std::string socket = DefaultMilterSocket();  // absolute path
 };
 
 struct Config {
@@ -130,6 +147,7 @@ struct Config {
   long refresh_margin_seconds = 600;
   long refresh_token_warn_days = 14;  // warn when not rotated for this long
   LogLevel log_level = LogLevel::kInfo;
+  SenderGuardSettings sender_guard;
   std::vector<Account> accounts;
 
   // The account for `mailbox` (compared case-insensitively) or nullptr.

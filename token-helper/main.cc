@@ -12,7 +12,9 @@
 // the refresh token was stored, never a token. `status` asks the running
 // daemon for every account's state and prints a table (or the JSON line).
 // `token` and `status` read only the configuration's "socket" (or take
-// --socket), never a secret, so the postfix user can run them.
+// --socket), never a secret, so the postfix user can run them. `milter`
+// runs the sender guard (milter.h) in the foreground; it reads the
+// mailboxes and send_as of the configuration and no secret file.
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -26,6 +28,7 @@
 #include "daemon.h"
 #include "grant_device_code.h"
 #include "log.h"
+#include "milter.h"
 #include "secret.h"
 #include "socket_client.h"
 #include "token_endpoint.h"
@@ -227,6 +230,13 @@ void DefineCommands(CLI::App& app, Invocation& args) {
   run->add_flag("--syslog", args.syslog, "also log to syslog (facility mail)");
   run->add_flag("-v,--verbose", args.verbose, "log debug events too");
   app.add_subcommand("check", "validate the configuration");
+  auto* milter = app.add_subcommand(
+      "milter",
+      "run the sender guard milter in the foreground: refuse senders "
+      "that are no configured mailbox or send_as address");
+  milter->add_flag("--syslog", args.syslog,
+                   "also log to syslog (facility mail)");
+  milter->add_flag("-v,--verbose", args.verbose, "log debug events too");
   const char* socket_help =
       "the helper's socket; without it the configuration's \"socket\" is "
       "used (no other part of the file is read)";
@@ -270,6 +280,8 @@ int main(int argc, char** argv) {
 
   if (app.got_subcommand("run"))
     return Run(args.config_path, args.syslog, args.verbose);
+  if (app.got_subcommand("milter"))
+    return Milter(args.config_path, args.syslog, args.verbose);
   if (app.got_subcommand("check"))
     return Check(args.config_path);
   if (app.got_subcommand("authorize"))

@@ -95,3 +95,16 @@ set_tests_properties(e2e_proxy PROPERTIES
   SKIP_REGULAR_EXPRESSION "e2e-skip:"
   ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
 
+# The sender guard milter (F17): smtpd(8) on a 127.0.0.1 port with the
+# example's smtpd_milters (and non_smtpd_milters) line enabled and
+# `token-helper milter` running; same needs as e2e_relay.
+add_test(NAME e2e_milter
+  COMMAND /usr/bin/python3 -m unittest -v test_milter
+  WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR})
+set_tests_properties(e2e_milter PROPERTIES
+  LABELS e2e
+  TIMEOUT 300
+  RUN_SERIAL TRUE
+  SKIP_REGULAR_EXPRESSION "e2e-skip:"
+  ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+

@@ -6,6 +6,7 @@
 add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_config_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_secret_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_sender_guard_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_access_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_response_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_endpoint_test.cc
