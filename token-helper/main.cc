@@ -206,9 +206,24 @@ int Run(const std::string& path, bool syslog, bool verbose) {
     Log(LogLevel::kError, "config_invalid", {{"reason", config.error()}});
     return kExitConfig;
   }
+  DaemonOptions options;  // a reload loads the file as above, kServe
+  if (verbose)
+    options.log_level = LogLevel::kDebug;
+  return RunDaemon(*config, options);
+}
+
+// `milter`: load the mailboxes and serve the sender guard until a signal.
+int Milter(const std::string& path, bool syslog, bool verbose) {
+  if (syslog)
+    EnableSyslog();
+  auto config = LoadConfig(path, ConfigUse::kSenderGuard);
+  if (!config) {
+    Log(LogLevel::kError, "config_invalid", {{"reason", config.error()}});
+    return kExitConfig;
+  }
   if (verbose)
     config->log_level = LogLevel::kDebug;
-  return RunDaemon(*config);
+  return RunMilter(*config) == 0 ? 0 : kExitRuntime;
 }
 
 // What the command line asked for.

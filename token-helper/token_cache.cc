@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <tuple>
 
 #include "ascii.h"
 #include "log.h"
@@ -54,6 +55,11 @@ struct TokenCache::State {
   bool aging_warned = false;
   SteadyTime last_aging_warning{};
 
+  // A reload replaced or removed the account: the worker ends after any
+  // fetch in flight (retired), then says so (ended).
+  bool retired = false;
+  bool ended = false;
+
   std::thread worker;
 };
 
@@ -85,7 +91,52 @@ std::int64_t FileMtime(const std::string& path) {
 
 const SystemCacheClock kSystemClock;
 
+// The thumbprint of a loaded certificate, "" when there is none.
+std::string Thumbprint(const Account& account) {
+  return account.certificate ? account.certificate->ThumbprintS256() : "";
+}
+
+// The account in `accounts` whose mailbox is `mailbox`, or nullptr.
+const Account* FindIn(std::span<const Account> accounts,
+                      std::string_view mailbox) {
+  for (const Account& account : accounts) {
+    if (SameMailbox(account.mailbox, mailbox))
+      return &account;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+bool SameTokenSettings(const Account& a, const Account& b) {
+  auto fields = [](const Account& x) {
+    return std::tie(x.name, x.mailbox, x.provider, x.cloud, x.authority,
+                    x.tenant, x.client_id, x.grant, x.client_secret,
+                    x.client_secret_inline, x.certificate_file,
+                    x.private_key_file, x.assertion_alg, x.refresh_token_file,
+                    x.scope, x.refresh_margin_seconds);
+  };
+  return fields(a) == fields(b) && Thumbprint(a) == Thumbprint(b);
+}
+
+AccountDiff DiffAccounts(std::span<const Account> before,
+                         std::span<const Account> after) {
+  AccountDiff diff;
+  for (const Account& account : after) {
+    const Account* old = FindIn(before, account.mailbox);
+    if (old == nullptr)
+      diff.added.push_back(account.mailbox);
+    else if (SameTokenSettings(*old, account))
+      diff.kept.push_back(account.mailbox);
+    else
+      diff.changed.push_back(account.mailbox);
+  }
+  for (const Account& account : before) {
+    if (FindIn(after, account.mailbox) == nullptr)
+      diff.removed.push_back(account.mailbox);
+  }
+  return diff;
+}
 
 std::chrono::steady_clock::time_point SystemCacheClock::Now() const {
   return std::chrono::steady_clock::now();
@@ -112,7 +163,7 @@ TokenCache::TokenCache(std::vector<Account> accounts, TokenFetcher& fetcher,
       clock_(options_.clock != nullptr ? options_.clock : &kSystemClock),
       random_(std::random_device{}()) {
   for (Account& account : accounts) {
-    states_.push_back(std::make_unique<State>(std::move(account)));
+    states_.push_back(std::make_shared<State>(std::move(account)));
   }
 }
 
@@ -121,26 +172,94 @@ TokenCache::~TokenCache() {
 }
 
 void TokenCache::Start() {
+  std::lock_guard lock(mutex_);
+  started_ = true;
   SteadyTime now = clock_->Now();
-  for (auto& state : states_) {
-    state->next_fetch = now;
-    state->next_file_check = now;
-    state->worker = std::thread(&TokenCache::Work, this, std::ref(*state));
-  }
+  for (auto& state : states_)
+    StartWorker(*state, now);
+}
+
+// Starts the worker of `state`, due to fetch at once; mutex_ held.
+void TokenCache::StartWorker(State& state, SteadyTime now) {
+  state.next_fetch = now;
+  state.next_file_check = now;
+  state.worker = std::thread(&TokenCache::Work, this, std::ref(state));
 }
 
 void TokenCache::Stop() {
+  std::vector<StatePtr> workers;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    workers = states_;
+    workers.insert(workers.end(), retired_.begin(), retired_.end());
+    retired_.clear();
   }
   fetcher_.Cancel();
   wake_.notify_all();
   done_.notify_all();
-  for (auto& state : states_) {
+  for (auto& state : workers) {
     if (state->worker.joinable())
       state->worker.join();
   }
+}
+
+AccountDiff TokenCache::Reconfigure(std::vector<Account> accounts) {
+  std::vector<StatePtr> ended;
+  AccountDiff diff;
+  {
+    std::lock_guard lock(mutex_);
+    std::vector<Account> before;
+    for (const auto& state : states_)
+      before.push_back(state->account);
+    diff = DiffAccounts(before, accounts);
+
+    // Kept accounts bring their state along; the others get new ones.
+    std::vector<StatePtr> next;
+    SteadyTime now = clock_->Now();
+    for (Account& account : accounts)
+      next.push_back(Adopt(std::move(account), now));
+
+    // What the new list does not hold is retired (see the header).
+    for (auto& state : states_) {
+      if (std::find(next.begin(), next.end(), state) != next.end())
+        continue;
+      state->retired = true;
+      retired_.push_back(state);
+    }
+    states_ = std::move(next);
+    ended = TakeEndedWorkers();
+  }
+  wake_.notify_all();
+  done_.notify_all();
+  for (auto& state : ended)
+    state->worker.join();
+  return diff;
+}
+
+// The running state for `account` when its token settings are unchanged,
+// else a new state (with its worker, once started); mutex_ held.
+TokenCache::StatePtr TokenCache::Adopt(Account account, SteadyTime now) {
+  StatePtr old = Find(account.mailbox);
+  if (old != nullptr && SameTokenSettings(old->account, account))
+    return old;
+  auto state = std::make_shared<State>(std::move(account));
+  if (started_ && !stopping_)
+    StartWorker(*state, now);
+  return state;
+}
+
+// Removes from retired_ the states whose workers have ended (or never
+// ran) and returns them for joining; mutex_ held.
+std::vector<TokenCache::StatePtr> TokenCache::TakeEndedWorkers() {
+  std::vector<StatePtr> ended;
+  std::erase_if(retired_, [&ended](const StatePtr& state) {
+    if (!state->ended && state->worker.joinable())
+      return false;
+    ended.push_back(state);
+    return true;
+  });
+  return ended;
 }
 
 std::size_t TokenCache::WaitingRequests() const {
@@ -154,11 +273,12 @@ void TokenCache::ClockChanged() {
   done_.notify_all();
 }
 
-TokenCache::State* TokenCache::Find(std::string_view mailbox) {
+// The state serving `mailbox` (case-insensitive) or nullptr; mutex_ held.
+TokenCache::StatePtr TokenCache::Find(std::string_view mailbox) const {
   std::string wanted = AsciiLower(mailbox);
-  for (auto& state : states_) {
+  for (const auto& state : states_) {
     if (AsciiLower(state->account.mailbox) == wanted)
-      return state.get();
+      return state;
   }
   return nullptr;
 }
@@ -186,11 +306,11 @@ protocol::Response TokenCache::Answer(const State& state) const {
 }
 
 protocol::Response TokenCache::Get(std::string_view mailbox) {
-  State* state = Find(mailbox);
+  std::unique_lock lock(mutex_);
+  StatePtr state = Find(mailbox);
   if (state == nullptr)
     return NoAccount();
 
-  std::unique_lock lock(mutex_);
   SteadyTime now = clock_->Now();
   if (Fresh(*state, now))
     return Answer(*state);
@@ -207,24 +327,30 @@ protocol::Response TokenCache::Get(std::string_view mailbox) {
     return Unavailable(state->last_error + " (next attempt in " +
                        std::to_string(wait) + " s)");
   }
-  return WaitForFetch(*state, lock);
+  return WaitForFetch(std::move(state), lock);
 }
 
 // Asks the account's worker for a token and waits, bounded, for a fetch.
+// When a reload retires the state meanwhile, the fetch in flight is
+// waited for and its token served; otherwise the wait goes on with the
+// account's new state, or ends with no-account when it was removed.
 protocol::Response TokenCache::WaitForFetch(
-    State& state, std::unique_lock<std::mutex>& lock) {
-  state.demand = true;
-  wake_.notify_all();
-  std::uint64_t generation = state.generation;
+    StatePtr state, std::unique_lock<std::mutex>& lock) {
+  auto deadline = std::chrono::steady_clock::now() + options_.wait_bound;
   ++waiting_;
-  bool finished = done_.wait_for(lock, options_.wait_bound, [&] {
-    return stopping_ || state.generation != generation ||
-           Fresh(state, clock_->Now());
-  });
+  bool finished = WaitOnce(*state, lock, deadline);
+  while (state->retired && !stopping_ && !Usable(*state, clock_->Now())) {
+    state = Find(state->account.mailbox);
+    if (state == nullptr) {
+      --waiting_;
+      return NoAccount();
+    }
+    finished = WaitOnce(*state, lock, deadline);
+  }
   --waiting_;
 
-  if (Usable(state, clock_->Now()))
-    return Answer(state);
+  if (Usable(*state, clock_->Now()))
+    return Answer(*state);
   if (stopping_)
     return Unavailable("the helper is stopping");
   if (!finished) {
@@ -232,16 +358,30 @@ protocol::Response TokenCache::WaitForFetch(
         "the token endpoint has not answered yet; the helper "
         "keeps trying");
   }
-  return Unavailable(state.last_error);
+  return Unavailable(state->last_error);
+}
+
+// Wakes the worker of `state` for a token and waits until a fetch ends,
+// the token is fresh, the state is retired with no fetch in flight, the
+// cache stops or `deadline` passes (false).
+bool TokenCache::WaitOnce(State& state, std::unique_lock<std::mutex>& lock,
+                          std::chrono::steady_clock::time_point deadline) {
+  state.demand = true;
+  wake_.notify_all();
+  std::uint64_t generation = state.generation;
+  return done_.wait_until(lock, deadline, [&] {
+    return stopping_ || (state.retired && !state.fetching) ||
+           state.generation != generation || Fresh(state, clock_->Now());
+  });
 }
 
 protocol::Response TokenCache::Reject(std::string_view mailbox,
                                       std::string_view token) {
-  State* state = Find(mailbox);
+  std::lock_guard lock(mutex_);
+  StatePtr state = Find(mailbox);
   if (state == nullptr)
     return NoAccount();
 
-  std::lock_guard lock(mutex_);
   protocol::Response ok;
   ok.ok = true;
   if (state->token.empty() || state->token.Reveal() != token)
@@ -272,10 +412,10 @@ protocol::Response TokenCache::Reject(std::string_view mailbox,
 }
 
 void TokenCache::RefreshSoon(std::string_view mailbox) {
-  State* state = Find(mailbox);
+  std::lock_guard lock(mutex_);
+  StatePtr state = Find(mailbox);
   if (state == nullptr)
     return;
-  std::lock_guard lock(mutex_);
   state->next_fetch = clock_->Now();
   wake_.notify_all();
 }
@@ -290,10 +430,11 @@ TokenCache::SteadyTime TokenCache::DueTime(const State& state,
 }
 
 // The worker loop of one account: fetch when due, look at the refresh
-// token file when due, otherwise sleep until the earlier of the two.
+// token file when due, otherwise sleep until the earlier of the two;
+// until the cache stops or a reload retires the account.
 void TokenCache::Work(State& state) {
   std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  while (!stopping_ && !state.retired) {
     SteadyTime now = clock_->Now();
     SteadyTime due = DueTime(state, now);
     if (due <= now) {
@@ -304,6 +445,7 @@ void TokenCache::Work(State& state) {
       wake_.wait_for(lock, std::min(due, state.next_file_check) - now);
     }
   }
+  state.ended = true;
 }
 
 // Runs one fetch with the lock released, then records its outcome.

@@ -27,11 +27,27 @@
 // refresh_token_warn_age, well before the 90-day limit (AADSTS700082).
 //
 // Time comes from a CacheClock, which tests replace with a manual one
-// (then calling ClockChanged() after moving it). Logging: this layer logs
+// (then calling ClockChanged() after moving it).
+//
+// Reconfigure() applies a reloaded account list (SIGHUP, daemon.h) under
+// the cache's mutex, so a request sees the old list or the new one,
+// never a mix. DiffAccounts() decides per mailbox: an account whose token
+// settings (SameTokenSettings) are unchanged keeps its state and cached
+// token; a changed one gets a fresh state and worker (fetching at once),
+// an added one too; a removed one is no longer found (`err no-account`).
+// The state and worker of a changed or removed account are retired: the
+// worker finishes a fetch in flight (a requester waiting for it gets its
+// token; one waiting on a changed account follows it to its new state),
+// then ends; retired workers are joined at the next Reconfigure() or at
+// Stop(). So for a moment after a reload a changed account may have two
+// fetches in flight, the old one's and the new one's.
+//
+// Logging: this layer logs
 // every fetch outcome once (info on success, warn with class, HTTP status,
 // AADSTS code and trace id on failure), rejected tokens and the aging
-// warning; tokens appear only as ShortHash. Start() and Stop() are called
-// from one thread; the other methods from any number of threads.
+// warning; tokens appear only as ShortHash. Start(), Stop() and
+// Reconfigure() are called from one thread; the other methods from any
+// number of threads.
 
 #ifndef XOAUTH2_TOKEN_HELPER_TOKEN_CACHE_H
 #define XOAUTH2_TOKEN_HELPER_TOKEN_CACHE_H
@@ -43,6 +59,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -97,6 +114,26 @@ struct CacheOptions {
   static CacheOptions FromConfig(const Config& config);
 };
 
+// True when `a` and `b` get tokens the same way: name, mailbox, provider,
+// cloud, authority, tenant, client id, grant, client secret, certificate
+// (files, thumbprint, algorithm), refresh token file, scope and refresh
+// margin. Allowlists and send_as do not matter to the cache.
+bool SameTokenSettings(const Account& a, const Account& b);
+
+// How a reloaded account list differs from the running one, by mailbox
+// (compared case-insensitively); each list holds mailboxes as configured.
+struct AccountDiff {
+  std::vector<std::string> kept;     // same token settings
+  std::vector<std::string> changed;  // in both, token settings differ
+  std::vector<std::string> added;    // only in the new list
+  std::vector<std::string> removed;  // only in the old list
+};
+
+// The difference between `before` and `after`, in `after`'s order
+// (removed: in `before`'s).
+AccountDiff DiffAccounts(std::span<const Account> before,
+                         std::span<const Account> after);
+
 class TokenCache {
  public:
   // `accounts` are copied; `fetcher` must outlive the cache.
@@ -111,6 +148,11 @@ class TokenCache {
 
   // Stops the workers (cancelling fetches in flight) and joins them.
   void Stop();
+
+  // Serves `accounts` from now on (see the file comment); unchanged
+  // accounts keep their tokens. Returns what changed. Joins the workers
+  // of accounts retired earlier that have ended.
+  AccountDiff Reconfigure(std::vector<Account> accounts);
 
   // Answers `token MAILBOX`: `ok TOKEN EXPIRES`, `err no-account` or
   // `err unavailable` with the reason.
@@ -138,12 +180,19 @@ class TokenCache {
   using SteadyTime = std::chrono::steady_clock::time_point;
   struct State;
 
-  State* Find(std::string_view mailbox);
+  using StatePtr = std::shared_ptr<State>;
+
+  StatePtr Find(std::string_view mailbox) const;
+  void StartWorker(State& state, SteadyTime now);
+  std::vector<StatePtr> TakeEndedWorkers();
   bool Fresh(const State& state, SteadyTime now) const;
   bool Usable(const State& state, SteadyTime now) const;
   protocol::Response Answer(const State& state) const;
-  protocol::Response WaitForFetch(State& state,
+  protocol::Response WaitForFetch(StatePtr state,
                                   std::unique_lock<std::mutex>& lock);
+  bool WaitOnce(State& state, std::unique_lock<std::mutex>& lock,
+                std::chrono::steady_clock::time_point deadline);
+  StatePtr Adopt(Account account, SteadyTime now);
   void Work(State& state);
   SteadyTime DueTime(const State& state, SteadyTime now) const;
   void FetchOnce(State& state, std::unique_lock<std::mutex>& lock);
@@ -158,7 +207,8 @@ class TokenCache {
                          std::int64_t unix_now) const;
   double Draw();
 
-  std::vector<std::unique_ptr<State>> states_;
+  std::vector<StatePtr> states_;   // guarded by mutex_
+  std::vector<StatePtr> retired_;  // guarded by mutex_; not yet joined
   TokenFetcher& fetcher_;
   CacheOptions options_;
   const CacheClock* clock_;
@@ -167,6 +217,7 @@ class TokenCache {
   std::condition_variable wake_;  // workers: demand, reject or stop
   std::condition_variable done_;  // requesters: a fetch finished
   bool stopping_ = false;
+  bool started_ = false;
   std::size_t waiting_ = 0;
   std::mt19937_64 random_;  // guarded by mutex_
 };

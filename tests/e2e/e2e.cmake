@@ -108,3 +108,16 @@ set_tests_properties(e2e_milter PROPERTIES
   SKIP_REGULAR_EXPRESSION "e2e-skip:"
   ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
 
+# Configuration reload on SIGHUP (`systemctl reload token-helper`):
+# accounts added, removed and changed (a rotated secret), a broken file
+# kept out, a socket change left for a restart; stand-ins and helper
+# only, no Postfix. Same needs as e2e_relay.
+add_test(NAME e2e_reload
+  COMMAND /usr/bin/python3 -m unittest -v test_reload
+  WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR})
+set_tests_properties(e2e_reload PROPERTIES
+  LABELS e2e
+  TIMEOUT 300
+  RUN_SERIAL TRUE
+  SKIP_REGULAR_EXPRESSION "e2e-skip:"
+  ENVIRONMENT "XOAUTH2_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")

@@ -11,6 +11,7 @@ add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_response_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_endpoint_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_cache_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_reload_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_refresh_policy_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_socket_server_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_reply_test.cc
