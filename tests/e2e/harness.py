@@ -873,6 +873,43 @@ def check_for_leaks(root: pathlib.Path, standins: Standins,
     report.check()
 
 
+def skip_unless_runnable(test) -> None:
+    """Skips `test` (a unittest.TestCase) where the e2e tests cannot run
+    (not root) and fails it where the tree is not built."""
+    reason = require_root()
+    if reason:
+        test.skipTest(reason)
+    missing = missing_binaries()
+    if missing:
+        raise AssertionError(f"build the tree first: missing {missing}")
+
+
+def relay_environment_for(test) -> "RelayEnvironment":
+    """A created (not started) RelayEnvironment that `test` closes, and
+    so scans for leaks, at its end."""
+    skip_unless_runnable(test)
+    env = RelayEnvironment.create()
+    test.addCleanup(env.close)
+    return env
+
+
+def helper_parts_for(test, prefix: str
+                     ) -> tuple[pathlib.Path, Standins, TokenHelper]:
+    """A fresh directory with Standins and a TokenHelper (socket
+    token.sock in it), neither started, for a test that needs no
+    Postfix. `test` stops both, scans for leaks (first, while both
+    still run) and removes the directory at its end."""
+    skip_unless_runnable(test)
+    root = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    test.addCleanup(shutil.rmtree, root, True)
+    standins = Standins(root)
+    test.addCleanup(standins.stop)
+    helper = TokenHelper(root, root / "token.sock")
+    test.addCleanup(helper.stop)
+    test.addCleanup(check_for_leaks, root, standins, helper)
+    return root, standins, helper
+
+
 @atexit.register
 def _unscanned_at_exit() -> None:
     """At exit: a TokenHelper that ran while no leak scan read its

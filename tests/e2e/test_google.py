@@ -76,12 +76,7 @@ class GoogleRelayTestCase(unittest.TestCase):
     """A fresh RelayEnvironment with a Google account, cleaned up."""
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        self.assertEqual(harness.missing_binaries(), [], "build the tree")
-        self.env = harness.RelayEnvironment.create()
-        self.addCleanup(self.env.close)
+        self.env = harness.relay_environment_for(self)
         self.refresh_file = self.env.helper.dir / "gmail.refresh"
 
     def start(self, mechanism: str = "XOAUTH2",

@@ -130,12 +130,7 @@ class GrantTestCase(unittest.TestCase):
     """A fresh RelayEnvironment per test, always cleaned up."""
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        self.assertEqual(harness.missing_binaries(), [], "build the tree")
-        self.env = harness.RelayEnvironment.create()
-        self.addCleanup(self.env.close)
+        self.env = harness.relay_environment_for(self)
 
     def token_url(self) -> str:
         """The stand-in token URL the helper must use (and sign)."""

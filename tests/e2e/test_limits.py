@@ -37,10 +37,7 @@ and past each limit), or time the retry schedule (unit tests do).
 """
 
 import hashlib
-import pathlib
 import re
-import shutil
-import tempfile
 import unittest
 
 import harness
@@ -59,21 +56,8 @@ class LimitTestCase(unittest.TestCase):
     """Stand-ins and a helper configuration in a fresh directory."""
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        missing = harness.missing_binaries()
-        if missing:
-            raise AssertionError(f"build the tree first: missing {missing}")
-        root = pathlib.Path(tempfile.mkdtemp(prefix="xoauth2-limits-"))
-        self.addCleanup(shutil.rmtree, root, True)
-        self.standins = harness.Standins(root)
-        self.addCleanup(self.standins.stop)
-        self.helper = harness.TokenHelper(root, root / "token.sock")
-        self.addCleanup(self.helper.stop)
-        # Runs first, while both still run: no secret in any output.
-        self.addCleanup(harness.check_for_leaks, root, self.standins,
-                        self.helper)
+        _, self.standins, self.helper = harness.helper_parts_for(
+            self, "xoauth2-limits-")
 
     def token_requests(self, label: str) -> list[dict]:
         """The token endpoint requests answered under fault `label`."""

@@ -98,12 +98,7 @@ class MilterTestCase(unittest.TestCase):
     milters = ("smtpd_milters",)
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        self.assertEqual(harness.missing_binaries(), [], "build the tree")
-        self.env = harness.RelayEnvironment.create()
-        self.addCleanup(self.env.close)
+        self.env = harness.relay_environment_for(self)
         socket = self.env.postfix.socket.parent / "milter.sock"
         self.milter = Milter(self.env.root, self.env.helper.config_path,
                              socket)

@@ -40,7 +40,6 @@ beyond 127.0.0.1.
 
 import base64
 import hashlib
-import json
 import os
 import pathlib
 import re

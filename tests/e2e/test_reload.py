@@ -45,13 +45,10 @@ does not reach (libmilter stops on SIGHUP; see man/token-helper.8).
 """
 
 import hashlib
-import json
 import pathlib
 import re
-import shutil
 import signal
 import socket
-import tempfile
 import unittest
 
 import harness
@@ -71,21 +68,8 @@ class ReloadTest(unittest.TestCase):
     """Stand-ins with two app registrations and a running helper."""
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        missing = harness.missing_binaries()
-        if missing:
-            raise AssertionError(f"build the tree first: missing {missing}")
-        root = pathlib.Path(tempfile.mkdtemp(prefix="xoauth2-reload-"))
-        self.addCleanup(shutil.rmtree, root, True)
-        self.standins = harness.Standins(root)
-        self.addCleanup(self.standins.stop)
-        self.helper = harness.TokenHelper(root, root / "token.sock")
-        self.addCleanup(self.helper.stop)
-        # Runs first, while both still run: no secret in any output.
-        self.addCleanup(harness.check_for_leaks, root, self.standins,
-                        self.helper)
+        _, self.standins, self.helper = harness.helper_parts_for(
+            self, "xoauth2-reload-")
 
     def start(self, relay_secret: str = harness.CLIENT_SECRET,
               accounts: tuple[str, ...] = ("relay",)) -> None:
