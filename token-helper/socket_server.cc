@@ -267,6 +267,9 @@ std::optional<protocol::Response> SocketServer::CheckAccount(
 // Checks the peer, reads the request and produces the answer line.
 std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
   if (!listener_.Admit(peer)) {
+    // Read the request first: closing before the client has written it
+    // would meet its write with a broken pipe instead of the reason.
+    DrainRequest(fd, options_.overflow_read_timeout);
     return protocol::FormatResponse(
         Error(protocol::ErrorCode::kDenied,
               "uid " + std::to_string(peer.uid) +

@@ -13,7 +13,8 @@
 // Connections over the cap get `err unavailable too many connections`
 // from the accept thread, which then reads their request line for a
 // moment before closing, so that a client that writes first reads the
-// reason instead of meeting a broken pipe.
+// reason instead of meeting a broken pipe; a peer the global policy
+// refuses has its request read the same way before its denial.
 //
 // SetPolicies() (a configuration reload) replaces the global and the
 // per-account allowlists for requests checked from then on; a request
@@ -65,7 +66,8 @@ struct ServerOptions {
   std::vector<AccountPolicy> accounts = {};
   std::size_t max_connections = 64;
   std::chrono::milliseconds read_timeout{2000};
-  // How long a connection over the cap may take to send its request.
+  // How long a connection over the cap or a refused peer may take to
+  // send its request (read and dropped, so that it reads the reason).
   std::chrono::milliseconds overflow_read_timeout{100};
   // How often the listener checks that the socket file is still there.
   std::chrono::milliseconds check_interval{5000};

@@ -4,11 +4,11 @@
 // by the token and reply sockets, driven from the test's own thread:
 // binding (directory 0755, socket 0666, whatever the umask), a live socket
 // refused, accepting with the peer's credentials, refused peers logged
-// (global and account allowlists, rate-limited), the caller's descriptors
-// polled beside the socket, Wake(), Close() unlinking only its own
-// socket, and the socket bound again when it is removed or replaced
-// (table-driven). Waiting is Wait() polled against a deadline, never a
-// sleep.
+// (global and account allowlists, rate-limited), the policy swapped by
+// SetPolicy() (a reload), the caller's descriptors polled beside the
+// socket, Wake(), Close() unlinking only its own socket, and the socket
+// bound again when it is removed or replaced (table-driven). Waiting is
+// Wait() polled against a deadline, never a sleep.
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -168,6 +168,43 @@ TEST(HelperListener, AccountAllowlistRefusalNamesAccountAndFix) {
                        "fix=\"add the user to accounts[3].allowed_users\""}));
   account.uids.push_back(getuid());
   EXPECT_TRUE(listener.AdmitAccount(peer, account));
+}
+
+// A reload swaps the global policy: a peer let in before is refused (and
+// logged as before), one refused before is let in, from the next check on.
+TEST(HelperListener, SetPolicySwapsWhoIsAdmitted) {
+  TempDir dir;
+  LogCapture log;
+  UnixListener listener(Options(dir));
+  PeerCredentials kept_out{getpid(), getuid() + 4242, getgid() + 4242};
+  PeerCredentials let_in{getpid(), getuid(), getgid()};
+  ASSERT_TRUE(listener.Admit(let_in));
+  ASSERT_FALSE(listener.Admit(kept_out));
+
+  listener.SetPolicy({{getuid() + 4242}, {}, false});
+  EXPECT_TRUE(listener.Admit(kept_out));
+  EXPECT_FALSE(listener.Admit(let_in));
+  EXPECT_TRUE(log.Has({"level=warn event=peer_denied socket=test uid=" +
+                           std::to_string(getuid()) + " ",
+                       "pid=" + std::to_string(getpid())}));
+
+  // The root rule is swapped with the lists.
+  PeerCredentials root{getpid(), 0, 0};
+  listener.SetPolicy({{}, {}, true});
+  EXPECT_TRUE(listener.Admit(root));
+  listener.SetPolicy({{}, {}, false});
+  EXPECT_FALSE(listener.Admit(root));
+}
+
+// An account allowlist follows the root rule of the policy set last.
+TEST(HelperListener, AccountAllowlistFollowsTheSwappedRootRule) {
+  TempDir dir;
+  UnixListener listener(Options(dir));
+  PeerCredentials root{getpid(), 0, 0};
+  AccountPolicy account{"relay@example.com", "relay", 0, {4242}, {}};
+  ASSERT_FALSE(listener.AdmitAccount(root, account));
+  listener.SetPolicy({{}, {}, true});
+  EXPECT_TRUE(listener.AdmitAccount(root, account));
 }
 
 TEST(HelperListener, CallersDescriptorsPolledAndWakeStops) {

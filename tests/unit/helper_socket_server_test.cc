@@ -3,7 +3,9 @@
 // Unit tests of the socket server (socket_server.h) over temporary Unix
 // sockets: byte-exact answers for tokens, unknown mailboxes, oversize and
 // malformed requests, refused peers (with root not allowed by policy),
-// per-account allowlists (table-driven, byte-exact denial line), the
+// per-account allowlists (table-driven, byte-exact denial line), global
+// and account allowlists swapped on a running server by SetPolicies() (a
+// reload; a request already past its checks is still answered), the
 // connection cap, socket set-up (directory, mode, stale and live sockets),
 // and F13 through the socket with the real cache and a fake fetcher.
 
@@ -13,7 +15,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "daemon.h"
@@ -273,6 +277,181 @@ TEST(HelperSocketServer, AccountAllowlistFollowsTheGlobalRootRule) {
       ExchangeLine(options.path, "v1 token relay@example.com\n", kTimeout);
   ASSERT_TRUE(answer) << answer.error();
   EXPECT_EQ(*answer, "ok eyJ0eXAi.TEST.SIG 1700000000\n");
+  server.Stop();
+}
+
+// A token for every mailbox, named after it: "ok tok-MAILBOX 1700000000".
+protocol::Response TokenPerMailbox(const protocol::Request& request) {
+  protocol::Response response;
+  response.ok = true;
+  response.token = "tok-" + request.mailbox;
+  response.expires = 1700000000;
+  return response;
+}
+
+// The account answer line `TokenPerMailbox` gives for `mailbox`.
+std::string TokenLine(const std::string& mailbox) {
+  return "ok tok-" + mailbox + " 1700000000\n";
+}
+
+// The global denial line for the test's uid.
+std::string GlobalDenial() {
+  return "err denied uid " + std::to_string(getuid()) +
+         " may not ask for tokens; see allowed_users\n";
+}
+
+// A policy listing only `uid`, root not let in by default.
+AccessPolicy OnlyUid(uid_t uid) {
+  return AccessPolicy{{uid}, {}, false};
+}
+
+// A reload swaps the global policy of a running server: the next
+// connection of a peer allowed before is refused and logged as at start,
+// and a peer refused before is served after the next swap.
+TEST(HelperSocketServerReload, GlobalPolicySwapAppliesToNewConnections) {
+  TempDir dir;
+  LogCapture log;
+  ServerOptions options = Options(dir);
+  options.policy = OnlyUid(getuid());
+  SocketServer server(options, FixedAnswer);
+  ASSERT_TRUE(server.Start());
+  const std::string request = "v1 token relay@example.com\n";
+  auto answer = ExchangeLine(options.path, request, kTimeout);
+  ASSERT_TRUE(answer) << answer.error();
+  ASSERT_EQ(*answer, "ok eyJ0eXAi.TEST.SIG 1700000000\n");
+
+  // Allowed before, refused now, with the usual line and log.
+  server.SetPolicies(OnlyUid(getuid() + 4242), {});
+  answer = ExchangeLine(options.path, request, kTimeout);
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(*answer, GlobalDenial());
+  EXPECT_TRUE(log.Has({"level=warn event=peer_denied socket=token uid=" +
+                           std::to_string(getuid()) + " ",
+                       "pid=" + std::to_string(getpid()),
+                       "fix=\"add the user to allowed_users"}));
+
+  // Refused before, allowed again.
+  server.SetPolicies(OnlyUid(getuid()), {});
+  answer = ExchangeLine(options.path, request, kTimeout);
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(*answer, "ok eyJ0eXAi.TEST.SIG 1700000000\n");
+  server.Stop();
+}
+
+// The account denial line for the test's uid and accounts[INDEX] `name`.
+std::string AccountDenial(const std::string& name, int index) {
+  return "err denied uid " + std::to_string(getuid()) +
+         " may not ask for tokens of account " + name +
+         "; add the user to accounts[" + std::to_string(index) +
+         "].allowed_users\n";
+}
+
+// Reloads move the test's uid between the allowlists of accounts relay
+// (accounts[2]) and other (accounts[0]): each time the account that lists
+// it serves its token and the other refuses it; the first refusal is
+// logged as at start (later ones of the uid are rate-limited). An account
+// dropped from the list is served to every peer the global policy allows.
+TEST(HelperSocketServerReload, AccountPolicySwapAppliesToNewRequests) {
+  TempDir dir;
+  LogCapture log;
+  ServerOptions options = Options(dir);
+  options.policy = OnlyUid(getuid());
+  auto other = [](uid_t uid) {
+    return AccountPolicy{"other@example.com", "other", 0, {uid}, {}};
+  };
+  options.accounts = {RelayPolicy({getuid()}, {}), other(getuid())};
+  SocketServer server(options, TokenPerMailbox);
+  ASSERT_TRUE(server.Start());
+  auto ask = [&](const std::string& mailbox) {
+    auto line =
+        ExchangeLine(options.path, "v1 token " + mailbox + "\n", kTimeout);
+    return line ? *line : "transport error: " + line.error();
+  };
+  ASSERT_EQ(ask("relay@example.com"), TokenLine("relay@example.com"));
+  ASSERT_EQ(ask("other@example.com"), TokenLine("other@example.com"));
+
+  // Allowed for other only: relay's refusal is logged with its fix.
+  server.SetPolicies(OnlyUid(getuid()),
+                     {RelayPolicy({getuid() + 4242}, {}), other(getuid())});
+  EXPECT_EQ(ask("other@example.com"), TokenLine("other@example.com"));
+  EXPECT_EQ(ask("relay@example.com"), AccountDenial("relay", 2));
+  EXPECT_TRUE(log.Has({"level=warn event=peer_denied socket=token uid=" +
+                           std::to_string(getuid()) + " ",
+                       "pid=" + std::to_string(getpid()), "account=relay",
+                       "fix=\"add the user to accounts[2].allowed_users\""}));
+
+  // Allowed for relay only: refused before, served now; other refuses.
+  server.SetPolicies(OnlyUid(getuid()),
+                     {RelayPolicy({getuid()}, {}), other(getuid() + 4242)});
+  EXPECT_EQ(ask("relay@example.com"), TokenLine("relay@example.com"));
+  EXPECT_EQ(ask("other@example.com"), AccountDenial("other", 0));
+
+  // Other without its own allowlist: the global policy alone decides.
+  server.SetPolicies(OnlyUid(getuid()), {RelayPolicy({getuid()}, {})});
+  EXPECT_EQ(ask("other@example.com"), TokenLine("other@example.com"));
+  server.Stop();
+}
+
+// A handler that blocks until opened, counting the requests that entered.
+class GatedHandler {
+ public:
+  protocol::Response operator()(const protocol::Request& request) {
+    std::unique_lock lock(mutex_);
+    ++entered_;
+    opened_.wait(lock, [this] { return open_; });
+    return TokenPerMailbox(request);
+  }
+  void Open() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    opened_.notify_all();
+  }
+  int Entered() {
+    std::lock_guard lock(mutex_);
+    return entered_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = false;
+  int entered_ = 0;
+};
+
+// socket_server.h: a request already past its checks when the policies
+// are swapped is answered; the next connection meets the new policies.
+TEST(HelperSocketServerReload, RequestPastItsChecksIsAnsweredAfterSwap) {
+  TempDir dir;
+  ServerOptions options = Options(dir);
+  options.policy = OnlyUid(getuid());
+  options.accounts = {RelayPolicy({getuid()}, {})};
+  GatedHandler handler;
+  SocketServer server(
+      options, [&handler](const auto& request) { return handler(request); });
+  ASSERT_TRUE(server.Start());
+  const std::string request = "v1 token relay@example.com\n";
+  std::string in_flight;
+  std::thread client([&] {
+    auto line = ExchangeLine(options.path, request, kTimeout);
+    in_flight = line ? *line : "transport error: " + line.error();
+  });
+
+  // Both allowlists swapped while the request waits in the handler.
+  bool entered = WaitUntil([&] { return handler.Entered() == 1; });
+  EXPECT_TRUE(entered);
+  server.SetPolicies(OnlyUid(getuid() + 4242),
+                     {RelayPolicy({getuid() + 4242}, {})});
+  handler.Open();
+  client.join();
+  EXPECT_EQ(in_flight, TokenLine("relay@example.com"));
+
+  // The next connection meets the new policies.
+  auto refused = ExchangeLine(options.path, request, kTimeout);
+  ASSERT_TRUE(refused) << refused.error();
+  EXPECT_EQ(*refused, GlobalDenial());
+  EXPECT_EQ(handler.Entered(), 1);
   server.Stop();
 }
 
