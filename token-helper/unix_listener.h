@@ -101,6 +101,9 @@ std::string AccountFix(const AccountPolicy& account);
 // and pid; later refusals of that uid within `window` are only counted,
 // and the count is logged as one peer_denied line with suppressed=N when
 // the window has closed, at the next Flush() or the uid's next refusal.
+// Known limit (KNOWN_ISSUES.md): the window is per uid, not per uid and
+// account, so a second account refusing the same uid within it shows
+// only in the suppressed=N count, without its account name.
 // Thread-safe.
 class DenialLog {
  public:
