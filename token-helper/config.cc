@@ -28,6 +28,7 @@
 #include "ascii.h"
 #include "protocol.h"
 #include "proxy_setting.h"
+#include "reply_server.h"
 #include "secret_file.h"
 
 namespace xoauth2::helper {
@@ -647,6 +648,12 @@ Status ReadSendAs(const Where& where, const json& object,
     }
     const std::string& address = item.get_ref<const std::string&>();
     RETURN_IF_ERROR(CheckPlaceholder(where, key, address));
+    if (address.starts_with("*@") || address.starts_with("@")) {
+      return where.Fail(key, "is \"" + address +
+                                 "\": wildcards are not supported; list "
+                                 "each address the mailbox may send as "
+                                 "(Office 365 grants Send As per address)");
+    }
     if (!protocol::IsValidMailbox(address)) {
       return where.Fail(key, "is \"" + address +
                                  "\", not an address like "
@@ -740,6 +747,45 @@ Status ReadSenderGuard(const Where& where, const json& root,
   return ReadSocket(inner, *it, out.socket);
 }
 
+// Refuses socket paths that would collide once `//`, `/./` and `..` are
+// resolved lexically: the token socket named like the helper's reply
+// socket, or the milter on the token or the reply socket. (Symbolic links
+// are not followed; the files need not exist yet.)
+Status CheckSocketsApart(const Where& where, const Config& config) {
+  namespace fs = std::filesystem;
+  std::string token = fs::path(config.socket).lexically_normal().string();
+  std::string guard =
+      fs::path(config.sender_guard.socket).lexically_normal().string();
+  const std::string& written = config.sender_guard.socket;
+  const std::string fix =
+      "; give the milter a path of its own, such as milter.sock in the "
+      "same folder";
+
+  // The helper itself listens on reply.sock beside the token socket.
+  if (fs::path(token).filename() == "reply.sock") {
+    return where.Fail("socket", "is " + config.socket +
+                                    ", but the helper listens on reply.sock "
+                                    "in the token socket's folder itself; "
+                                    "name the token socket otherwise, such "
+                                    "as token.sock");
+  }
+  if (guard == token) {
+    std::string what =
+        written == config.socket
+            ? "is the token socket " + config.socket
+            : "is " + written + ", which is the token socket " + config.socket;
+    return where.Fail("sender_guard.socket", what + fix);
+  }
+  if (guard == ReplySocketPath(token)) {
+    return where.Fail("sender_guard.socket",
+                      "is " + written +
+                          ", which is the helper's reply socket (reply.sock "
+                          "beside the token socket " +
+                          config.socket + ")" + fix);
+  }
+  return {};
+}
+
 // Reads ca_file, which must exist when given.
 Status ReadCaFile(const Where& where, const json& root, std::string& out) {
   RETURN_IF_ERROR(ReadPath(where, root, "ca_file", out, false));
@@ -790,12 +836,7 @@ Status ReadSettings(const Where& where, const json& root, Config& out) {
   RETURN_IF_ERROR(ReadSeconds(where, root, "refresh_token_warn_days", 1, 80,
                               out.refresh_token_warn_days, "days"));
   RETURN_IF_ERROR(ReadSenderGuard(where, root, out.sender_guard));
-  if (out.sender_guard.socket == out.socket) {
-    return where.Fail("sender_guard.socket",
-                      "is the token socket " + out.socket +
-                          "; give the milter a path of its own, such as "
-                          "milter.sock in the same folder");
-  }
+  RETURN_IF_ERROR(CheckSocketsApart(where, out));
   return ReadLogLevel(where, root, out.log_level);
 }
 

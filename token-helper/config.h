@@ -12,7 +12,10 @@
 // ("REPLACE-WITH-...", the all-zero GUID) are refused by name.
 //
 // "sender_guard" ({"socket": ABSOLUTE PATH}) and each account's "send_as"
-// (an array of addresses) configure the sender guard milter.
+// (an array of addresses; no wildcards) configure the sender guard
+// milter. Socket paths are compared after lexical normalisation: the
+// milter socket may be neither the token socket nor the helper's reply
+// socket, and the token socket may not be named reply.sock.
 //
 // Client secret files are read here (so `check` proves they are readable
 // and kept from other users: secret_file.h's access rule, which also

@@ -6,18 +6,24 @@
 // --help, --version. Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad
 // configuration. Everything but argument parsing and printing lives in
 // token_helper_lib. `token` never prints the access token, only its expiry
-// and short hash; `check` names each account's credential kind (secret,
-// certificate or public) but never a secret; `authorize` (the device code
-// sign-in, grant_device_code.h) prints the sign-in instructions and where
-// the refresh token was stored, never a token. `status` asks the running
+// and short hash, and refuses (exit 2) a MAILBOX the protocol cannot
+// carry before reading or sending anything; `check` names each account's
+// credential kind (secret, certificate or public) but never a secret,
+// each account's send_as and the sender guard's socket (warning when its
+// folder is missing); `authorize` (the device code sign-in,
+// grant_device_code.h) prints the sign-in instructions and where the
+// refresh token was stored, never a token. `status` asks the running
 // daemon for every account's state and prints a table (or the JSON line).
 // `token` and `status` read only the configuration's "socket" (or take
 // --socket), never a secret, so the postfix user can run them. `milter`
 // runs the sender guard (milter.h) in the foreground; it reads the
 // mailboxes and send_as of the configuration and no secret file.
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <iostream>
@@ -54,6 +60,33 @@ std::string CredentialFields(const Account& account) {
   return fields;
 }
 
+// The addresses `account` may also send as, comma-separated, or "none".
+std::string SendAsField(const Account& account) {
+  std::string list;
+  for (const std::string& address : account.send_as)
+    list += (list.empty() ? "" : ",") + address;
+  return "send_as=" + (list.empty() ? std::string("none") : list);
+}
+
+// The sender guard's line of `check`, and a warning (not a failure) when
+// the milter could not create its socket because the folder is missing.
+void PrintSenderGuard(const Config& config) {
+  const std::string& socket = config.sender_guard.socket;
+  std::cout << "sender guard: socket=" << socket << "\n";
+  std::string dir = socket.substr(0, socket.rfind('/') + 1);
+  struct stat info {};
+  bool missing = stat(dir.c_str(), &info) == 0
+                     ? !S_ISDIR(info.st_mode)
+                     : errno == ENOENT || errno == ENOTDIR;
+  if (!missing)
+    return;  // there, or not ours to see (the milter will say)
+  std::cerr << "warning: " << config.path << ": sender_guard.socket is "
+            << socket << ", but its folder " << dir
+            << " does not exist; create it (token-helper-milter.service "
+               "does) or change sender_guard.socket before running "
+               "`token-helper milter` (ignore this if you do not run it)\n";
+}
+
 // `check`: validate and summarise the configuration.
 int Check(const std::string& path) {
   auto config = LoadConfig(path);
@@ -68,8 +101,9 @@ int Check(const std::string& path) {
               << " grant=" << GrantName(account.grant) << " "
               << CredentialFields(account)
               << " token_url=" << account.TokenUrl() << " scope=\""
-              << account.scope << "\"\n";
+              << account.scope << "\" " << SendAsField(account) << "\n";
   }
+  PrintSenderGuard(*config);
   return 0;
 }
 
@@ -140,6 +174,15 @@ std::optional<std::string> SocketToAsk(const std::string& config_path,
 // `token MAILBOX`: ask the running helper, print expiry and hash only.
 int Token(const std::string& path, const std::string& socket_option,
           const std::string& mailbox) {
+  // A mailbox the protocol cannot carry (a line break, a space, no '@')
+  // is a usage error: nothing is read or sent.
+  if (!xoauth2::protocol::IsValidMailbox(mailbox)) {
+    std::cerr << "token-helper token: MAILBOX must be one address like "
+                 "relay@example.com (printable ASCII, no spaces or line "
+                 "breaks, at most "
+              << xoauth2::protocol::kMaxMailboxBytes << " bytes)\n";
+    return kExitUsage;
+  }
   auto socket = SocketToAsk(path, socket_option);
   if (!socket)
     return kExitConfig;

@@ -68,6 +68,16 @@ sfsistat Reject(SMFICTX* ctx, const Refusal& refusal) {
   return SMFIS_REJECT;
 }
 
+// Logs, at debug level, an envelope sender or From header that passed,
+// so that an operator running `milter -v` sees why mail went through.
+void LogAccepted(SMFICTX* ctx, std::string_view stage,
+                 const std::string& address) {
+  if (address.empty())
+    return;
+  Log(LogLevel::kDebug, "sender_accepted",
+      {{"stage", stage}, {"address", address}, {"client", Macro(ctx, "_")}});
+}
+
 // Answers a callback that failed inside (no memory, an exception).
 sfsistat Internal(std::string_view stage, std::string_view what) {
   Log(LogLevel::kError, "milter_internal_error",
@@ -100,7 +110,10 @@ sfsistat OnEnvelopeFrom(SMFICTX* ctx, char** argv) {
   return Guarded(ctx, "mail_from", [&](SenderGuardSession& session) {
     const char* sender = argv != nullptr && argv[0] != nullptr ? argv[0] : "";
     Verdict verdict = session.OnEnvelopeFrom(sender);
-    return verdict ? Reject(ctx, *verdict) : SMFIS_CONTINUE;
+    if (verdict)
+      return Reject(ctx, *verdict);
+    LogAccepted(ctx, "mail_from", session.accepted());
+    return SMFIS_CONTINUE;
   });
 }
 
@@ -108,6 +121,7 @@ sfsistat OnHeader(SMFICTX* ctx, char* name, char* value) {
   return Guarded(ctx, "header", [&](SenderGuardSession& session) {
     session.OnHeader(name != nullptr ? name : "",
                      value != nullptr ? value : "");
+    LogAccepted(ctx, "header_from", session.accepted());
     return SMFIS_CONTINUE;
   });
 }
@@ -249,7 +263,13 @@ int RunMilter(const Config& config) {
         {{"socket", path}, {"reason", "libmilter's main loop failed"}});
     return 1;
   }
-  Log(LogLevel::kInfo, "milter_stopped", {{"socket", path}});
+  // libmilter stops on SIGHUP as on SIGTERM and SIGINT and does not say
+  // which signal it was, so the line says what applies to all of them.
+  Log(LogLevel::kInfo, "milter_stopped",
+      {{"socket", path},
+       {"note",
+        "SIGHUP, SIGTERM and SIGINT all stop the milter; `systemctl "
+        "restart token-helper-milter` applies a changed configuration"}});
   return 0;
 }
 

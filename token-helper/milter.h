@@ -25,8 +25,11 @@
 //
 // Failure contract: no exception leaves a callback (a failure there
 // answers SMFIS_TEMPFAIL and logs an error); refusals are logged as warn
-// events (sender_refused) with the stage and address; start-up problems
-// are logged once and returned as exit code 1. It never calls exit().
+// events (sender_refused) with the stage and address, senders and From
+// headers that pass as debug events (sender_accepted); start-up problems
+// are logged once and returned as exit code 1. milter_stopped notes that
+// every stop signal, SIGHUP included, stops the milter (libmilter does
+// not tell which one came). It never calls exit().
 
 #ifndef XOAUTH2_TOKEN_HELPER_MILTER_H
 #define XOAUTH2_TOKEN_HELPER_MILTER_H

@@ -347,6 +347,17 @@ std::string ForReply(std::string_view text, std::size_t limit = 100) {
   return out;
 }
 
+// `addresses` separated by ','.
+std::string JoinAddresses(const std::vector<std::string>& addresses) {
+  std::string out;
+  for (const std::string& address : addresses) {
+    if (!out.empty())
+      out += ',';
+    out += address;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::expected<std::string, std::string> ParseEnvelopeSender(
@@ -416,7 +427,8 @@ Refusal SenderGuard::Refuse(std::string_view stage, std::string_view address,
                  std::string(address)};
 }
 
-Verdict SenderGuard::JudgeEnvelopeSender(std::string_view argument) const {
+Verdict SenderGuard::JudgeEnvelopeSender(std::string_view argument,
+                                         std::string* accepted) const {
   auto sender = ParseEnvelopeSender(argument);
   if (!sender) {
     return Refuse("mail_from", "",
@@ -431,15 +443,19 @@ Verdict SenderGuard::JudgeEnvelopeSender(std::string_view argument) const {
                   "listed in " +
                       ForReply(config_path_, 200));
   }
-  if (Allows(*sender))
+  if (Allows(*sender)) {
+    if (accepted != nullptr)
+      *accepted = *sender;
     return std::nullopt;
+  }
   return Refuse("mail_from", *sender,
                 "sender " + ForReply(*sender) +
                     " is not a mailbox xoauth2-relay holds a token for" +
                     FixText());
 }
 
-Verdict SenderGuard::JudgeFromHeader(std::string_view value) const {
+Verdict SenderGuard::JudgeFromHeader(std::string_view value,
+                                     std::string* accepted) const {
   auto addresses = ParseFromHeader(value);
   if (!addresses) {
     return Refuse("header_from", "",
@@ -461,6 +477,8 @@ Verdict SenderGuard::JudgeFromHeader(std::string_view value) const {
                         FixText());
     }
   }
+  if (accepted != nullptr)
+    *accepted = JoinAddresses(*addresses);
   return std::nullopt;
 }
 
@@ -474,16 +492,17 @@ Refusal SenderGuard::MissingFrom() const {
 
 Verdict SenderGuardSession::OnEnvelopeFrom(std::string_view argument) {
   ResetMessage();
-  return guard_.JudgeEnvelopeSender(argument);
+  return guard_.JudgeEnvelopeSender(argument, &accepted_);
 }
 
 void SenderGuardSession::OnHeader(std::string_view name,
                                   std::string_view value) {
+  accepted_.clear();
   if (AsciiLower(name) != "from")
     return;
   ++from_headers_;
   if (!from_refusal_)
-    from_refusal_ = guard_.JudgeFromHeader(value);
+    from_refusal_ = guard_.JudgeFromHeader(value, &accepted_);
 }
 
 Verdict SenderGuardSession::OnEndOfHeaders() const {
@@ -493,6 +512,7 @@ Verdict SenderGuardSession::OnEndOfHeaders() const {
 }
 
 void SenderGuardSession::ResetMessage() {
+  accepted_.clear();
   from_headers_ = 0;
   from_refusal_.reset();
 }

@@ -29,7 +29,8 @@
 // kMaxCommentDepth are refused as unparseable; nothing here allocates
 // more than a small multiple of its input. Nothing throws on bad input
 // (only std::bad_alloc could escape; the milter's callbacks catch it) and
-// nothing is logged here: the milter logs each refusal once.
+// nothing is logged here: the milter logs each refusal once, and each
+// accepted sender at debug level (SenderGuardSession::accepted()).
 
 #ifndef XOAUTH2_TOKEN_HELPER_SENDER_GUARD_H
 #define XOAUTH2_TOKEN_HELPER_SENDER_GUARD_H
@@ -85,11 +86,16 @@ class SenderGuard {
   // True when `address` is allowed (ASCII case ignored).
   bool Allows(std::string_view address) const;
 
-  // The verdict on the first MAIL FROM argument as libmilter gives it.
-  Verdict JudgeEnvelopeSender(std::string_view argument) const;
+  // The verdict on the first MAIL FROM argument as libmilter gives it;
+  // when it passes and `accepted` is given, the sender's address goes
+  // there.
+  Verdict JudgeEnvelopeSender(std::string_view argument,
+                              std::string* accepted = nullptr) const;
 
-  // The verdict on one From header value.
-  Verdict JudgeFromHeader(std::string_view value) const;
+  // The verdict on one From header value; when it passes and `accepted`
+  // is given, its addresses go there, separated by ','.
+  Verdict JudgeFromHeader(std::string_view value,
+                          std::string* accepted = nullptr) const;
 
   // The refusal of a message that has no From header.
   Refusal MissingFrom() const;
@@ -126,8 +132,15 @@ class SenderGuardSession {
   // Forgets the current message (milter abort).
   void ResetMessage();
 
+  // What the last OnEnvelopeFrom or OnHeader call let pass, for the
+  // milter's debug log: the envelope sender, or one From header's
+  // addresses separated by ','; "" when that call refused or judged
+  // nothing.
+  const std::string& accepted() const { return accepted_; }
+
  private:
   const SenderGuard& guard_;
+  std::string accepted_;
   std::size_t from_headers_ = 0;
   Verdict from_refusal_;
 };

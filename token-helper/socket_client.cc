@@ -121,6 +121,13 @@ std::expected<std::string, std::string> ExchangeLine(
 std::expected<protocol::Response, std::string> AskHelper(
     const std::string& path, const protocol::Request& request,
     std::chrono::milliseconds timeout) {
+  // A mailbox with a line break would smuggle a second request through.
+  if (request.verb != protocol::Verb::kStatus &&
+      !protocol::IsValidMailbox(request.mailbox)) {
+    return std::unexpected(
+        "not sent to " + path +
+        ": the mailbox is not one address like relay@example.com");
+  }
   auto line = ExchangeLine(path, protocol::FormatRequest(request), timeout);
   if (!line)
     return std::unexpected(line.error());

@@ -28,7 +28,8 @@ std::expected<std::string, std::string> ExchangeLine(
     const std::string& path, std::string_view bytes,
     std::chrono::milliseconds timeout);
 
-// Sends `request` and parses the answer.
+// Sends `request` and parses the answer; a token or reject request whose
+// mailbox protocol::IsValidMailbox refuses is not sent (an error).
 std::expected<protocol::Response, std::string> AskHelper(
     const std::string& path, const protocol::Request& request,
     std::chrono::milliseconds timeout);

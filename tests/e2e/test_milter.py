@@ -6,7 +6,9 @@ the Office 365 stand-ins (harness.RelayEnvironment's parts).
 
 What it checks:
   allowed       the mailbox as envelope sender and From relays and arrives;
-                a send_as address passes too
+                a send_as address passes too; `milter -v` logs each
+                envelope sender and From header that passed
+                (sender_accepted)
   F17 envelope  a foreign MAIL FROM gets the exact 550 5.7.1 reply naming
                 send_as and the configuration file; nothing is queued or
                 reaches the stand-in
@@ -167,7 +169,12 @@ class SenderGuardTest(MilterTestCase):
         self.assertEqual([r["mail_from"] for r in received],
                          [harness.MAILBOX, ALERTS.upper()],
                          self.diagnostics())
-        self.assertNotIn("sender_refused", self.milter.log())
+        log = self.milter.log()
+        self.assertNotIn("sender_refused", log)
+        for address in (harness.MAILBOX, ALERTS.upper()):
+            for stage in ("mail_from", "header_from"):
+                self.assertIn(f"level=debug event=sender_accepted "
+                              f"stage={stage} address={address}", log)
 
     def test_foreign_envelope_sender_refused_at_mail_from(self) -> None:
         """F17: 550 5.7.1 at MAIL FROM, naming send_as and the file."""

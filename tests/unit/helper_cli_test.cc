@@ -10,13 +10,17 @@
 // `run` ending with exit 0 and the socket removed on SIGTERM, `check`
 // refusing a secret others may read (exit 3), `status` and `token`
 // working without reading any secret, and (only when the tests run as
-// root) the whole helper running as the unprivileged user nobody.
+// root) the whole helper running as the unprivileged user nobody; `check`
+// showing the sender guard, and `token` refusing a malformed mailbox
+// before sending anything.
 // Children are always reaped.
 
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +29,7 @@
 
 #include "helper_test_keys.h"
 #include "helper_test_util.h"
+#include "socket_client.h"
 
 namespace xoauth2::helper {
 namespace {
@@ -164,6 +169,113 @@ TEST(HelperCli, CheckShowsCredentialKind) {
   EXPECT_EQ(outcome.output.find("refresh-value"), std::string::npos);
   EXPECT_EQ(outcome.output.find(keys.key_pem.substr(40, 40)),
             std::string::npos);
+}
+
+// `check` lists each account's send_as and the sender guard's socket, and
+// only warns (exit 0) when that socket's folder does not exist.
+TEST(HelperCli, CheckShowsSenderGuard) {
+  TempDir dir;
+  auto config = [&](const std::string& milter_socket) {
+    return R"({"socket": ")" + dir.path() + R"(/token.sock",
+      "sender_guard": {"socket": ")" +
+           milter_socket + R"("},
+      "accounts": [
+        {"name": "a", "mailbox": "a@example.com", "tenant": "t",
+         "client_id": "c", "grant": "client_credentials",
+         "client_secret": "x", "send_as": ["b@example.com", "c@example.org"]},
+        {"name": "d", "mailbox": "d@example.com", "tenant": "t",
+         "client_id": "c", "grant": "client_credentials",
+         "client_secret": "x"}]})";
+  };
+  std::string there = dir.path() + "/milter.sock";
+  std::string missing = dir.path() + "/missing/milter.sock";
+  Outcome ok =
+      RunHelper({"-c", dir.Write("there.json", config(there)), "check"});
+  Outcome warned =
+      RunHelper({"-c", dir.Write("missing.json", config(missing)), "check"});
+
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("scope=\"https://outlook.office365.com/.default\" "
+                           "send_as=b@example.com,c@example.org\n"),
+            std::string::npos)
+      << ok.output;
+  EXPECT_NE(ok.output.find("d: mailbox=d@example.com"), std::string::npos);
+  EXPECT_NE(ok.output.find(" send_as=none\n"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("sender guard: socket=" + there + "\n"),
+            std::string::npos)
+      << ok.output;
+  EXPECT_EQ(ok.output.find("warning"), std::string::npos) << ok.output;
+  EXPECT_EQ(warned.exit_code, 0) << warned.output;
+  EXPECT_NE(warned.output.find("warning: " + dir.path() +
+                               "/missing.json: sender_guard.socket is " +
+                               missing + ", but its folder " + dir.path() +
+                               "/missing/ does not exist; create it"),
+            std::string::npos)
+      << warned.output;
+}
+
+// A listening Unix socket that never accepts, to see whether anyone
+// connected; closed and removed with the directory.
+class SilentListener {
+ public:
+  explicit SilentListener(const std::string& path)
+      : fd_(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path.copy(address.sun_path, sizeof address.sun_path - 1);
+    ok_ =
+        fd_ >= 0 &&
+        bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+        listen(fd_, 8) == 0;
+  }
+  ~SilentListener() {
+    if (fd_ >= 0)
+      close(fd_);
+  }
+  bool ok() const { return ok_; }
+
+  // True when a client connected (a connection waits in the backlog).
+  bool Connected() const {
+    int client = accept(fd_, nullptr, nullptr);
+    if (client < 0)
+      return false;
+    close(client);
+    return true;
+  }
+
+ private:
+  int fd_;
+  bool ok_ = false;
+};
+
+// `token MAILBOX` refuses, as a usage error and before connecting, a
+// mailbox the protocol cannot carry; a line break would otherwise put a
+// second request on the socket.
+TEST(HelperCli, TokenRefusesMalformedMailboxBeforeSending) {
+  TempDir dir;
+  std::string socket_path = dir.path() + "/token.sock";
+  SilentListener listener(socket_path);
+  ASSERT_TRUE(listener.ok());
+  for (const char* mailbox :
+       {"relay@example.com\nv1 token other@example.com", "relay",
+        "relay @example.com", "a@b@example.com", "relay@example.com\r"}) {
+    Outcome outcome = RunHelper({"token", "--socket", socket_path, mailbox});
+    EXPECT_EQ(outcome.exit_code, 2) << mailbox << ": " << outcome.output;
+    EXPECT_NE(outcome.output.find("token-helper token: MAILBOX must be one "
+                                  "address like relay@example.com"),
+              std::string::npos)
+        << outcome.output;
+    EXPECT_FALSE(listener.Connected()) << mailbox;
+  }
+
+  // The library call refuses it too, without connecting.
+  auto answer =
+      AskHelper(socket_path, {protocol::Verb::kToken, "a\nb@example.com", {}},
+                std::chrono::seconds(1));
+  ASSERT_FALSE(answer);
+  EXPECT_NE(answer.error().find("not sent"), std::string::npos)
+      << answer.error();
+  EXPECT_FALSE(listener.Connected());
 }
 
 // `authorize` refuses unknown and app-only accounts (usage, exit 2) and

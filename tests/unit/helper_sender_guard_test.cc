@@ -5,8 +5,10 @@
 // (display names, quoted local parts with commas, comments, groups,
 // several addresses, folding, case, size bounds and garbage), each as a
 // table of input and expected verdict; the exact reply texts; the
-// per-message session (missing From, several From headers, reset); and
-// the configuration's "send_as" and "sender_guard" with their errors.
+// per-message session (missing From, several From headers, reset, what
+// each call let pass); and the configuration's "send_as" and
+// "sender_guard" with their errors (socket paths compared after lexical
+// normalisation, send_as wildcards).
 
 #include <gtest/gtest.h>
 
@@ -272,6 +274,31 @@ TEST(SenderGuardSession, NextMessageStartsClean) {
   EXPECT_FALSE(session.OnEndOfHeaders());
 }
 
+// What each call let pass, for the milter's sender_accepted debug line:
+// the parsed address, never the raw argument; "" after a refusal, a header
+// other than From, and once the message is reset.
+TEST(SenderGuardSession, AcceptedNamesWhatPassed) {
+  SenderGuard guard = TestGuard();
+  SenderGuardSession session(guard);
+  EXPECT_FALSE(session.OnEnvelopeFrom("<@relay.example:Relay@Example.com>"));
+  EXPECT_EQ(session.accepted(), "Relay@Example.com");
+
+  session.OnHeader("From", "Relay <relay@example.com>, alerts@example.com");
+  EXPECT_EQ(session.accepted(), "relay@example.com,alerts@example.com");
+  session.OnHeader("Subject", "alerts@example.com");
+  EXPECT_EQ(session.accepted(), "");
+  session.OnHeader("From", "other@example.com");
+  EXPECT_EQ(session.accepted(), "");
+  session.OnHeader("From", "relay@example.com");
+  EXPECT_EQ(session.accepted(), "") << "judged no more after a refusal";
+
+  EXPECT_TRUE(session.OnEnvelopeFrom("<other@example.com>"));
+  EXPECT_EQ(session.accepted(), "");
+  EXPECT_FALSE(session.OnEnvelopeFrom("alerts@example.com"));
+  session.ResetMessage();
+  EXPECT_EQ(session.accepted(), "");
+}
+
 // --- configuration: send_as and sender_guard -----------------------------
 
 std::string GuardConfig(const std::string& account_extra,
@@ -305,6 +332,18 @@ TEST(SenderGuardConfig, MilterUseReadsNoSecretFile) {
   auto serve = ParseConfig(GuardConfig(""), kPath, ConfigUse::kServe);
   ASSERT_FALSE(serve);
   EXPECT_NE(serve.error().find("client_secret_file"), std::string::npos);
+}
+
+// Paths that only look alike, or sit in other folders, are accepted.
+TEST(SenderGuardConfig, DistinctSocketsAccepted) {
+  for (const char* socket : {"/tmp/t/milter.sock", "/tmp/u/reply.sock",
+                             "/tmp/t/reply.sock.d", "/tmp/t/x/token.sock"}) {
+    std::string top =
+        std::string(R"("sender_guard": {"socket": ")") + socket + "\"}, ";
+    auto config =
+        ParseConfig(GuardConfig("", top), kPath, ConfigUse::kSenderGuard);
+    EXPECT_TRUE(config) << socket << ": " << config.error();
+  }
 }
 
 TEST(SenderGuardConfig, DefaultSocketBesideTokenSocket) {
@@ -370,7 +409,56 @@ INSTANTIATE_TEST_SUITE_P(
                         R"("sender_guard": {"socket": "/tmp/t/token.sock"}, )"),
             "sender_guard.socket is the token socket /tmp/t/token.sock; give "
             "the milter a path of its own, such as milter.sock in the same "
-            "folder"}),
+            "folder"},
+        GuardConfigErrorCase{
+            "GuardSocketIsTokenSocketSpeltOtherwise",
+            GuardConfig("", R"("sender_guard": {"socket": "/tmp//t/./x/../)"
+                            R"(token.sock"}, )"),
+            "sender_guard.socket is /tmp//t/./x/../token.sock, which is the "
+            "token socket /tmp/t/token.sock; give the milter a path of its "
+            "own, such as milter.sock in the same folder"},
+        GuardConfigErrorCase{
+            "GuardSocketIsReplySocket",
+            GuardConfig("",
+                        R"("sender_guard": {"socket": "/tmp/t/reply.sock"}, )"),
+            "sender_guard.socket is /tmp/t/reply.sock, which is the helper's "
+            "reply socket (reply.sock beside the token socket "
+            "/tmp/t/token.sock); give the milter a path of its own, such as "
+            "milter.sock in the same folder"},
+        GuardConfigErrorCase{
+            "GuardSocketIsReplySocketSpeltOtherwise",
+            GuardConfig("", R"("sender_guard": {"socket": "/tmp/./t//)"
+                            R"(reply.sock"}, )"),
+            "sender_guard.socket is /tmp/./t//reply.sock, which is the "
+            "helper's reply socket (reply.sock beside the token socket "
+            "/tmp/t/token.sock); give the milter a path of its own, such as "
+            "milter.sock in the same folder"},
+        GuardConfigErrorCase{
+            "TokenSocketNamedReplySock",
+            R"({"socket": "/tmp/t/reply.sock", "accounts": [
+                {"mailbox": "relay@example.com"}]})",
+            "socket is /tmp/t/reply.sock, but the helper listens on "
+            "reply.sock in the token socket's folder itself; name the token "
+            "socket otherwise, such as token.sock"},
+        GuardConfigErrorCase{
+            "TokenSocketNamedReplySockSpeltOtherwise",
+            R"({"socket": "/tmp/t/run/../reply.sock", "accounts": [
+                {"mailbox": "relay@example.com"}]})",
+            "socket is /tmp/t/run/../reply.sock, but the helper listens on "
+            "reply.sock in the token socket's folder itself; name the token "
+            "socket otherwise, such as token.sock"},
+        GuardConfigErrorCase{"SendAsStarWildcard",
+                             GuardConfig(R"(, "send_as": ["*@example.com"])"),
+                             "accounts[0].send_as[0] is \"*@example.com\": "
+                             "wildcards are not supported; list each address "
+                             "the mailbox may send as (Office 365 grants "
+                             "Send As per address)"},
+        GuardConfigErrorCase{
+            "SendAsDomainWildcard",
+            GuardConfig(R"(, "send_as": ["a@example.com", "@example.com"])"),
+            "accounts[0].send_as[1] is \"@example.com\": wildcards are not "
+            "supported; list each address the mailbox may send as (Office "
+            "365 grants Send As per address)"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 }  // namespace
