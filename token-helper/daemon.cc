@@ -191,6 +191,8 @@ void Apply(Running& running, const Config& current, Config next) {
       {{"config", next.path},
        {"accounts", next.accounts.size()},
        {"kept", diff.kept.size()},
+       {"updated", diff.updated.size()},
+       {"rotated", diff.rotated.size()},
        {"changed", diff.changed.size()},
        {"added", diff.added.size()},
        {"removed", diff.removed.size()}});

@@ -20,8 +20,11 @@
 // log_level. Settings bound at start (socket, ca_file, proxy, the
 // timeouts, refresh_token_warn_days) keep their running values; each that
 // differs is logged as event=reload_restart_needed (warn). Then one
-// event=config_reloaded (info) line counts the accounts kept, changed,
-// added and removed. RestartOnlyChanges() is separate for tests.
+// event=config_reloaded (info) line counts the accounts: kept (state and
+// cached token kept), of those updated (name or refresh margin applied)
+// and rotated (new credential, refresh started), changed (token dropped
+// and fetched anew), added and removed. RestartOnlyChanges() is separate for
+// tests.
 
 #ifndef XOAUTH2_TOKEN_HELPER_DAEMON_H
 #define XOAUTH2_TOKEN_HELPER_DAEMON_H

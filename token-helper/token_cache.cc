@@ -36,7 +36,8 @@ struct TokenCache::State {
   SteadyTime not_before{};     // no fetch before this (backoff, 429)
   SteadyTime last_forced{};    // last reject-forced refresh
   bool forced_once = false;
-  bool demand = false;  // a requester waits for a token
+  bool demand = false;   // a requester waits for a token
+  bool refetch = false;  // a reload changed the credential: fetch again
   bool fetching = false;
   std::uint64_t generation = 0;  // fetches finished so far
   int failures = 0;              // consecutive failed fetches
@@ -108,15 +109,31 @@ const Account* FindIn(std::span<const Account> accounts,
 
 }  // namespace
 
-bool SameTokenSettings(const Account& a, const Account& b) {
-  auto fields = [](const Account& x) {
-    return std::tie(x.name, x.mailbox, x.provider, x.cloud, x.authority,
-                    x.tenant, x.client_id, x.grant, x.client_secret,
-                    x.client_secret_inline, x.certificate_file,
-                    x.private_key_file, x.assertion_alg, x.refresh_token_file,
-                    x.scope, x.refresh_margin_seconds);
+AccountChange ClassifyChange(const Account& running, const Account& loaded) {
+  // Which token the endpoint issues, to which app, for whom.
+  auto identity = [](const Account& x) {
+    return std::tie(x.mailbox, x.provider, x.cloud, x.authority, x.tenant,
+                    x.client_id, x.grant, x.refresh_token_file, x.scope);
   };
-  return fields(a) == fields(b) && Thumbprint(a) == Thumbprint(b);
+  if (identity(running) != identity(loaded))
+    return AccountChange::kIdentity;
+
+  // How the same app proves itself (whether a secret sits in the file or
+  // in a secret file does not change what is sent).
+  auto credential = [](const Account& x) {
+    return std::tie(x.client_secret, x.certificate_file, x.private_key_file,
+                    x.assertion_alg);
+  };
+  if (credential(running) != credential(loaded) ||
+      Thumbprint(running) != Thumbprint(loaded)) {
+    return AccountChange::kCredential;
+  }
+
+  if (running.name != loaded.name ||
+      running.refresh_margin_seconds != loaded.refresh_margin_seconds) {
+    return AccountChange::kSettings;
+  }
+  return AccountChange::kNone;
 }
 
 AccountDiff DiffAccounts(std::span<const Account> before,
@@ -124,12 +141,20 @@ AccountDiff DiffAccounts(std::span<const Account> before,
   AccountDiff diff;
   for (const Account& account : after) {
     const Account* old = FindIn(before, account.mailbox);
-    if (old == nullptr)
+    if (old == nullptr) {
       diff.added.push_back(account.mailbox);
-    else if (SameTokenSettings(*old, account))
-      diff.kept.push_back(account.mailbox);
-    else
+      continue;
+    }
+    AccountChange change = ClassifyChange(*old, account);
+    if (change == AccountChange::kIdentity) {
       diff.changed.push_back(account.mailbox);
+      continue;
+    }
+    diff.kept.push_back(account.mailbox);
+    if (change == AccountChange::kSettings)
+      diff.updated.push_back(account.mailbox);
+    if (change == AccountChange::kCredential)
+      diff.rotated.push_back(account.mailbox);
   }
   for (const Account& account : before) {
     if (FindIn(after, account.mailbox) == nullptr)
@@ -214,7 +239,8 @@ AccountDiff TokenCache::Reconfigure(std::vector<Account> accounts) {
       before.push_back(state->account);
     diff = DiffAccounts(before, accounts);
 
-    // Kept accounts bring their state along; the others get new ones.
+    // Kept accounts bring their state along, updated; the others get
+    // new ones.
     std::vector<StatePtr> next;
     SteadyTime now = clock_->Now();
     for (Account& account : accounts)
@@ -237,16 +263,52 @@ AccountDiff TokenCache::Reconfigure(std::vector<Account> accounts) {
   return diff;
 }
 
-// The running state for `account` when its token settings are unchanged,
-// else a new state (with its worker, once started); mutex_ held.
+// The running state for `account`, updated, unless the token it would
+// get changed; else a new state (with its worker, once started); mutex_
+// held.
 TokenCache::StatePtr TokenCache::Adopt(Account account, SteadyTime now) {
   StatePtr old = Find(account.mailbox);
-  if (old != nullptr && SameTokenSettings(old->account, account))
-    return old;
+  if (old != nullptr) {
+    AccountChange change = ClassifyChange(old->account, account);
+    if (change != AccountChange::kIdentity) {
+      Update(*old, std::move(account), change, now);
+      return old;
+    }
+  }
   auto state = std::make_shared<State>(std::move(account));
   if (started_ && !stopping_)
     StartWorker(*state, now);
   return state;
+}
+
+// Gives a kept state its reloaded account; the cached token stays (see
+// the header for why, also when the credential changed); mutex_ held.
+void TokenCache::Update(State& state, Account account, AccountChange change,
+                        SteadyTime now) {
+  bool new_margin =
+      account.refresh_margin_seconds != state.account.refresh_margin_seconds;
+  state.account = std::move(account);
+
+  // A new credential is tried at once, past any backoff of the old one.
+  if (change == AccountChange::kCredential) {
+    state.refetch = true;
+    state.failures = 0;
+    state.not_before = now;
+    state.next_fetch = now;
+  }
+
+  // A new margin decides from now on whether the cached token is fresh
+  // and, unless a fetch is due anyway, when it is refreshed.
+  if (!new_margin || state.token.empty())
+    return;
+  state.margin_logged = false;
+  if (!state.fetching && !state.refetch && state.failures == 0) {
+    ScheduleRefresh(state, state.expires - state.lifetime);
+    return;
+  }
+  seconds configured = ConfiguredMargin(state);
+  state.margin =
+      EffectiveMargin(configured, state.lifetime, options_.policy).margin;
 }
 
 // Removes from retired_ the states whose workers have ended (or never
@@ -449,12 +511,16 @@ void TokenCache::Work(State& state) {
 }
 
 // Runs one fetch with the lock released, then records its outcome.
+// The fetch uses a copy of the account, which a reload may replace
+// meanwhile; a credential replaced during the fetch is tried right after.
 void TokenCache::FetchOnce(State& state, std::unique_lock<std::mutex>& lock) {
   state.fetching = true;
+  state.refetch = false;
+  Account account = state.account;
   lock.unlock();
   SteadyTime started = clock_->Now();
   auto real_start = std::chrono::steady_clock::now();
-  auto result = fetcher_.Fetch(state.account);
+  auto result = fetcher_.Fetch(account);
   long duration_ms = static_cast<long>(
       duration_cast<milliseconds>(std::chrono::steady_clock::now() - real_start)
           .count());
@@ -466,6 +532,10 @@ void TokenCache::FetchOnce(State& state, std::unique_lock<std::mutex>& lock) {
     RecordSuccess(state, std::move(*result), started, duration_ms);
   } else if (!stopping_) {
     RecordFailure(state, result.error(), duration_ms);
+  }
+  if (state.refetch) {
+    state.not_before = clock_->Now();
+    state.next_fetch = state.not_before;
   }
   ++state.generation;
   done_.notify_all();
@@ -504,11 +574,17 @@ void TokenCache::RecordSuccess(State& state, TokenGrant grant,
        {"duration_ms", duration_ms}});
 }
 
-// Sets the margin for the new token and its refresh time with jitter.
+// The account's refresh margin, or the cache's default when it has none.
+seconds TokenCache::ConfiguredMargin(const State& state) const {
+  return state.account.refresh_margin_seconds > 0
+             ? seconds(state.account.refresh_margin_seconds)
+             : options_.refresh_margin;
+}
+
+// Sets the margin for the token fetched at `started` and its refresh
+// time with jitter.
 void TokenCache::ScheduleRefresh(State& state, SteadyTime started) {
-  seconds configured = state.account.refresh_margin_seconds > 0
-                           ? seconds(state.account.refresh_margin_seconds)
-                           : options_.refresh_margin;
+  seconds configured = ConfiguredMargin(state);
   MarginChoice choice =
       EffectiveMargin(configured, state.lifetime, options_.policy);
   state.margin = choice.margin;
@@ -569,8 +645,9 @@ void TokenCache::CheckRefreshTokenFile(State& state,
   state.next_file_check = now + options_.file_check_interval;
   if (state.account.grant != Grant::kRefreshToken)
     return;
+  std::string path = state.account.refresh_token_file;
   lock.unlock();
-  std::int64_t mtime = FileMtime(state.account.refresh_token_file);
+  std::int64_t mtime = FileMtime(path);
   lock.lock();
 
   bool rewritten = state.file_mtime != 0 && mtime > state.file_mtime;

@@ -31,16 +31,35 @@
 //
 // Reconfigure() applies a reloaded account list (SIGHUP, daemon.h) under
 // the cache's mutex, so a request sees the old list or the new one,
-// never a mix. DiffAccounts() decides per mailbox: an account whose token
-// settings (SameTokenSettings) are unchanged keeps its state and cached
-// token; a changed one gets a fresh state and worker (fetching at once),
-// an added one too; a removed one is no longer found (`err no-account`).
-// The state and worker of a changed or removed account are retired: the
-// worker finishes a fetch in flight (a requester waiting for it gets its
-// token; one waiting on a changed account follows it to its new state),
-// then ends; retired workers are joined at the next Reconfigure() or at
-// Stop(). So for a moment after a reload a changed account may have two
-// fetches in flight, the old one's and the new one's.
+// never a mix. ClassifyChange() decides per mailbox what a change means
+// for the cached token:
+//  - kNone, kSettings (name, refresh margin): the state and cached token
+//    stay; the new settings apply at once (the margin to the current
+//    token's Fresh() test and its scheduled refresh, the name to logs
+//    and status). Allowlists and send_as do not reach the cache.
+//  - kCredential (client secret, certificate, key, assertion algorithm,
+//    with the same app, tenant, scope and grant): the state and cached
+//    token stay, and a refresh with the new credential starts at once.
+//    The old token is still the same app's token for the same mailbox
+//    and scope, and the endpoint does not revoke issued tokens when a
+//    secret is replaced, so dropping it would protect nothing and would
+//    stop service while the endpoint is down; it is served (while
+//    valid) until the refresh succeeds, and a refused new credential
+//    shows at once as token_fetch_failed.
+//  - kIdentity (provider, cloud, authority, tenant, client id, grant,
+//    refresh token file, scope, mailbox spelling): the cached token is
+//    another token than the configuration asks for (another app,
+//    tenant, audience or, for a refresh token, possibly another user),
+//    so it is dropped: a fresh state and worker fetch at once.
+// An added account gets a fresh state too; a removed one is no longer
+// found (`err no-account`). The state and worker of an identity-changed
+// or removed account are retired: the worker finishes a fetch in flight
+// (a requester waiting for it gets its token; one waiting on a changed
+// account follows it to its new state), then ends; retired workers are
+// joined at the next Reconfigure() or at Stop(). So for a moment after a
+// reload a changed account may have two fetches in flight, the old
+// one's and the new one's. A fetch in flight works on a copy of the
+// account taken when it started.
 //
 // Logging: this layer logs
 // every fetch outcome once (info on success, warn with class, HTTP status,
@@ -114,17 +133,28 @@ struct CacheOptions {
   static CacheOptions FromConfig(const Config& config);
 };
 
-// True when `a` and `b` get tokens the same way: name, mailbox, provider,
-// cloud, authority, tenant, client id, grant, client secret, certificate
-// (files, thumbprint, algorithm), refresh token file, scope and refresh
-// margin. Allowlists and send_as do not matter to the cache.
-bool SameTokenSettings(const Account& a, const Account& b);
+// What a reload changed in one account, by its effect on the cached
+// token (see the file comment); the strongest change wins.
+enum class AccountChange {
+  kNone,        // nothing the cache uses (allowlists, send_as may differ)
+  kSettings,    // name or refresh margin: applied, token kept
+  kCredential,  // secret or certificate of the same app: token kept,
+                // refreshed at once
+  kIdentity,    // which token is issued: token dropped, fetched anew
+};
+
+// How `loaded` differs from `running` (the same mailbox, compared
+// case-insensitively) for the cache.
+AccountChange ClassifyChange(const Account& running, const Account& loaded);
 
 // How a reloaded account list differs from the running one, by mailbox
 // (compared case-insensitively); each list holds mailboxes as configured.
+// `updated` and `rotated` are subsets of `kept`.
 struct AccountDiff {
-  std::vector<std::string> kept;     // same token settings
-  std::vector<std::string> changed;  // in both, token settings differ
+  std::vector<std::string> kept;     // state and cached token kept
+  std::vector<std::string> updated;  // kept, name or margin applied
+  std::vector<std::string> rotated;  // kept, credential changed
+  std::vector<std::string> changed;  // token identity changed: dropped
   std::vector<std::string> added;    // only in the new list
   std::vector<std::string> removed;  // only in the old list
 };
@@ -149,8 +179,9 @@ class TokenCache {
   // Stops the workers (cancelling fetches in flight) and joins them.
   void Stop();
 
-  // Serves `accounts` from now on (see the file comment); unchanged
-  // accounts keep their tokens. Returns what changed. Joins the workers
+  // Serves `accounts` from now on (see the file comment); accounts
+  // whose token identity is unchanged keep their state and cached token
+  // and take the new settings. Returns what changed. Joins the workers
   // of accounts retired earlier that have ended.
   AccountDiff Reconfigure(std::vector<Account> accounts);
 
@@ -193,6 +224,9 @@ class TokenCache {
   bool WaitOnce(State& state, std::unique_lock<std::mutex>& lock,
                 std::chrono::steady_clock::time_point deadline);
   StatePtr Adopt(Account account, SteadyTime now);
+  void Update(State& state, Account account, AccountChange change,
+              SteadyTime now);
+  std::chrono::seconds ConfiguredMargin(const State& state) const;
   void Work(State& state);
   SteadyTime DueTime(const State& state, SteadyTime now) const;
   void FetchOnce(State& state, std::unique_lock<std::mutex>& lock);

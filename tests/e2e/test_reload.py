@@ -14,8 +14,15 @@ serving throughout:
   test_rotated_secret_is_used        the secret file rewritten in place
                                      (the stand-in accepts only the new
                                      secret): the account counts as
-                                     changed and its next token is
-                                     fetched with the new secret
+                                     kept and rotated, and a token is
+                                     fetched at once with the new secret
+  test_margin_change_with_endpoint_down
+                                     refresh_margin_seconds changed
+                                     while the token endpoint refuses
+                                     connections: counted as kept and
+                                     updated, and `token-helper token`
+                                     still answers ok with the token
+                                     hash it had before
   test_broken_config_keeps_serving   a file that does not parse:
                                      event=reload_failed naming the file,
                                      the process runs on and the old
@@ -90,7 +97,8 @@ class ReloadTest(unittest.TestCase):
         authority = f"https://127.0.0.1:{self.standins.ready['token_port']}"
         if which == "relay":
             return {"name": "relay", "mailbox": harness.MAILBOX,
-                    "grant": "client_credentials", "authority": authority, "tenant": harness.TENANT,
+                    "grant": "client_credentials", "authority": authority,
+                    "tenant": harness.TENANT,
                     "client_id": harness.CLIENT_ID,
                     "client_secret_file": str(self.helper.dir /
                                               "relay.secret")}
@@ -98,7 +106,8 @@ class ReloadTest(unittest.TestCase):
         secret.write_text(OTHER_SECRET)
         secret.chmod(0o600)
         return {"name": "other", "mailbox": OTHER_MAILBOX,
-                "grant": "client_credentials", "authority": authority, "tenant": harness.TENANT,
+                "grant": "client_credentials", "authority": authority,
+                "tenant": harness.TENANT,
                 "client_id": OTHER_CLIENT_ID,
                 "client_secret_file": str(secret)}
 
@@ -188,8 +197,8 @@ class ReloadTest(unittest.TestCase):
         secret = self.helper.dir / "relay.secret"
         secret.write_text(ROTATED_SECRET)
         line = self.reload("config_reloaded")
-        self.assertIn("changed=1", line)
-        self.assertIn("kept=0", line)
+        for part in ("kept=1", "updated=0", "rotated=1", "changed=0"):
+            self.assertIn(part, line)
 
         token = harness.wait_until(
             lambda: self.ask(harness.MAILBOX).startswith("ok ")
@@ -197,6 +206,32 @@ class ReloadTest(unittest.TestCase):
         issued = self.issued(harness.CLIENT_ID)
         self.assertEqual([r["issued"] for r in issued], [issued_hash(token)])
         self.assertEqual(issued[0]["form"]["client_secret"], ROTATED_SECRET)
+
+    def cli_token_hash(self) -> str:
+        """The token hash `token-helper token MAILBOX` prints (it must
+        answer ok, exit 0)."""
+        asked = self.helper.command("token", harness.MAILBOX)
+        self.assertEqual(asked.returncode, 0,
+                         asked.stdout + asked.stderr + self.helper.log())
+        found = re.search(r"token=sha256:([0-9a-f]{12})\b", asked.stdout)
+        self.assertIsNotNone(found, asked.stdout)
+        return found.group(1)
+
+    def test_margin_change_with_endpoint_down(self) -> None:
+        self.start()
+        first = self.token(harness.MAILBOX)
+        self.assertEqual(self.cli_token_hash(), issued_hash(first))
+
+        # A new margin needs no new token: no fetch, so none can fail.
+        self.standins.set_token_listener(False)
+        self.write_config(("relay",), {"refresh_margin_seconds": 900})
+        line = self.reload("config_reloaded")
+        for part in ("kept=1", "updated=1", "rotated=0", "changed=0"):
+            self.assertIn(part, line)
+        self.assertEqual(self.cli_token_hash(), issued_hash(first))
+        self.assertEqual(self.token(harness.MAILBOX), first)
+        self.assertEqual(len(self.issued(harness.CLIENT_ID)), 1)
+        self.assertNotIn("event=token_fetch_failed", self.helper.log())
 
     def test_broken_config_keeps_serving(self) -> None:
         self.start()

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
 // Unit tests of the configuration reload (SIGHUP, daemon.h): which
-// accounts a reloaded list keeps, changes, adds and removes
-// (DiffAccounts, table-driven over every token setting and over the
-// settings that must not count), which settings need a restart
-// (RestartOnlyChanges), and TokenCache::Reconfigure() with a fetcher
-// whose tokens name the client secret they were fetched with: a kept
-// account keeps its cached token without a fetch, a changed one fetches
-// with its new secret, an added one is served, a removed one answers
-// no-account, a request waiting across a reload gets a token, and
+// accounts a reloaded list keeps (updated, rotated), changes, adds and
+// removes (ClassifyChange and DiffAccounts, table-driven over every
+// account setting), which settings need a restart (RestartOnlyChanges),
+// and TokenCache::Reconfigure() with a fetcher whose tokens name the
+// client secret they were fetched with: a kept account keeps its cached
+// token without a fetch, an updated one (name, refresh margin) too while
+// the new margin decides its next refresh, a rotated one keeps serving
+// its token while it fetches with the new secret, a changed one drops it,
+// an added one is served, a removed one answers no-account, a request
+// waiting across a reload gets a token, and
 // requests racing reloads on many threads all get well-formed answers
 // (run it under ASan/UBSan or TSan to check the locking). No sleeps:
 // conditions are polled with a deadline.
@@ -88,13 +90,33 @@ Account WithSecret(const std::string& mailbox, const std::string& secret) {
   return account;
 }
 
+// WithSecret() in another tenant: the token it gets is another one.
+Account Moved(const std::string& mailbox, const std::string& secret) {
+  Account account = WithSecret(mailbox, secret);
+  account.tenant = "fabrikam.com";
+  return account;
+}
+
 struct DiffCase {
   const char* name;
   std::function<void(Account&)> change;  // applied to the new relay
-  const char* expected;                  // "kept" or "changed"
+  // "kept" (nothing the cache uses), "updated" (name, margin), "rotated"
+  // (credential) or "changed" (the token's identity).
+  const char* expected;
 };
 
-// One setting changed on the one account: kept or changed.
+// The AccountChange a DiffCase expects.
+AccountChange ExpectedChange(const std::string& expected) {
+  if (expected == "updated")
+    return AccountChange::kSettings;
+  if (expected == "rotated")
+    return AccountChange::kCredential;
+  if (expected == "changed")
+    return AccountChange::kIdentity;
+  return AccountChange::kNone;
+}
+
+// One setting changed on the one account: which lists hold it.
 class HelperReloadDiff : public ::testing::TestWithParam<DiffCase> {};
 
 TEST_P(HelperReloadDiff, OneSettingChanged) {
@@ -104,17 +126,18 @@ TEST_P(HelperReloadDiff, OneSettingChanged) {
   c.change(after[0]);
 
   AccountDiff diff = DiffAccounts(before, after);
-  std::vector<std::string> one{after[0].mailbox};
-  EXPECT_EQ(diff.kept, std::string(c.expected) == "kept"
-                           ? one
-                           : std::vector<std::string>{});
-  EXPECT_EQ(diff.changed, std::string(c.expected) == "changed"
-                              ? one
-                              : std::vector<std::string>{});
+  const std::string expected = c.expected;
+  auto holds = [&after](bool in) {
+    return in ? std::vector<std::string>{after[0].mailbox}
+              : std::vector<std::string>{};
+  };
+  EXPECT_EQ(diff.kept, holds(expected != "changed"));
+  EXPECT_EQ(diff.updated, holds(expected == "updated"));
+  EXPECT_EQ(diff.rotated, holds(expected == "rotated"));
+  EXPECT_EQ(diff.changed, holds(expected == "changed"));
   EXPECT_TRUE(diff.added.empty());
   EXPECT_TRUE(diff.removed.empty());
-  EXPECT_EQ(SameTokenSettings(before[0], after[0]),
-            std::string(c.expected) == "kept");
+  EXPECT_EQ(ClassifyChange(before[0], after[0]), ExpectedChange(expected));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -133,7 +156,29 @@ INSTANTIATE_TEST_SUITE_P(
                  [](Account& a) { a.send_as = {"alias@example.com"}; }, "kept"},
         DiffCase{"client_secret",
                  [](Account& a) { a.client_secret = Secret("new"); },
+                 "rotated"},
+        DiffCase{"client_secret_inline",
+                 [](Account& a) { a.client_secret_inline = true; }, "kept"},
+        DiffCase{"private_key_file",
+                 [](Account& a) { a.private_key_file = "/etc/x/k.pem"; },
+                 "rotated"},
+        DiffCase{"refresh_token_file",
+                 [](Account& a) {
+                   a.refresh_token_file = "/var/lib/x/other.refresh";
+                 },
                  "changed"},
+        DiffCase{"secret_and_tenant",
+                 [](Account& a) {
+                   a.client_secret = Secret("new");
+                   a.tenant = "fabrikam.com";
+                 },
+                 "changed"},
+        DiffCase{"name_and_secret",
+                 [](Account& a) {
+                   a.name = "renamed";
+                   a.client_secret = Secret("new");
+                 },
+                 "rotated"},
         DiffCase{"authority",
                  [](Account& a) { a.authority = "https://127.0.0.1:2"; },
                  "changed"},
@@ -156,18 +201,18 @@ INSTANTIATE_TEST_SUITE_P(
                  "changed"},
         DiffCase{"provider", [](Account& a) { a.provider = Provider::kGoogle; },
                  "changed"},
-        DiffCase{"name", [](Account& a) { a.name = "renamed"; }, "changed"},
+        DiffCase{"name", [](Account& a) { a.name = "renamed"; }, "updated"},
         DiffCase{"mailbox_case",
                  [](Account& a) { a.mailbox = "Relay@Example.com"; },
                  "changed"},
         DiffCase{"refresh_margin",
-                 [](Account& a) { a.refresh_margin_seconds = 900; }, "changed"},
+                 [](Account& a) { a.refresh_margin_seconds = 900; }, "updated"},
         DiffCase{"certificate_file",
                  [](Account& a) { a.certificate_file = "/etc/x/c.pem"; },
-                 "changed"},
+                 "rotated"},
         DiffCase{"assertion_alg",
                  [](Account& a) { a.assertion_alg = AssertionAlg::kRs256; },
-                 "changed"}),
+                 "rotated"}),
     [](const ::testing::TestParamInfo<DiffCase>& param) {
       return std::string(param.param.name);
     });
@@ -177,7 +222,7 @@ TEST(HelperReloadDiffLists, AddedRemovedAndReordered) {
   std::vector<Account> before{TestAccount(kRelay), TestAccount(kOther),
                               TestAccount("gone@example.com")};
   std::vector<Account> after{TestAccount(kOther), TestAccount("new@x.org"),
-                             WithSecret(kRelay, "rotated")};
+                             Moved(kRelay, "rotated")};
 
   AccountDiff diff = DiffAccounts(before, after);
   EXPECT_EQ(diff.kept, std::vector<std::string>{kOther});
@@ -192,8 +237,9 @@ TEST(HelperReloadDiffLists, EmptyLists) {
   EXPECT_EQ(DiffAccounts(none, one).added, std::vector<std::string>{kRelay});
   EXPECT_EQ(DiffAccounts(one, none).removed, std::vector<std::string>{kRelay});
   AccountDiff same = DiffAccounts(none, none);
-  EXPECT_TRUE(same.kept.empty() && same.changed.empty() && same.added.empty() &&
-              same.removed.empty());
+  EXPECT_TRUE(same.kept.empty() && same.updated.empty() &&
+              same.rotated.empty() && same.changed.empty() &&
+              same.added.empty() && same.removed.empty());
 }
 
 struct RestartCase {
@@ -238,9 +284,9 @@ TEST(HelperReloadRestartNone, ReloadableSettingsNeedNoRestart) {
   EXPECT_TRUE(RestartOnlyChanges(running, loaded).empty());
 }
 
-// A kept account keeps its token with no fetch; a changed one drops it
-// and fetches with the new secret; an added one is served; a removed one
-// answers no-account.
+// A kept account keeps its token with no fetch; a rotated one keeps it
+// until the fetch with its new secret; a changed one (another tenant)
+// drops it; an added one is served; a removed one answers no-account.
 TEST(HelperReloadCache, AppliesTheDiff) {
   SecretFetcher fetcher;
   TokenCache cache({WithSecret(kRelay, "a"), WithSecret(kOther, "b")}, fetcher,
@@ -261,11 +307,76 @@ TEST(HelperReloadCache, AppliesTheDiff) {
 
   diff = cache.Reconfigure(
       {WithSecret(kRelay, "rotated"), WithSecret("new@example.com", "c")});
-  EXPECT_EQ(diff.changed, std::vector<std::string>{kRelay});
-  EXPECT_EQ(cache.Get(kRelay).token, "tok-rotated-1");
+  EXPECT_EQ(diff.rotated, std::vector<std::string>{kRelay});
+  EXPECT_EQ(diff.kept.size(), 2u);
+  EXPECT_TRUE(diff.changed.empty());
+  EXPECT_TRUE(
+      WaitUntil([&] { return cache.Get(kRelay).token == "tok-rotated-1"; }));
   EXPECT_EQ(fetcher.Calls("a"), 1);
+
+  diff = cache.Reconfigure(
+      {Moved(kRelay, "a"), WithSecret("new@example.com", "c")});
+  EXPECT_EQ(diff.changed, std::vector<std::string>{kRelay});
+  EXPECT_EQ(cache.Get(kRelay).token, "tok-a-2");
   ASSERT_EQ(cache.Status().size(), 2u);
   EXPECT_EQ(cache.Status()[1].mailbox, "new@example.com");
+  cache.Stop();
+}
+
+// A rotated secret: while the fetch with it is in flight (the endpoint
+// hangs), the cached token is still served; then the new one.
+TEST(HelperReloadCache, RotatedSecretKeepsServingUntilFetched) {
+  SecretFetcher fetcher;
+  TokenCache cache({WithSecret(kRelay, "a")}, fetcher, CacheOptions{});
+  cache.Start();
+  ASSERT_EQ(cache.Get(kRelay).token, "tok-a-1");
+
+  fetcher.Close();
+  cache.Reconfigure({WithSecret(kRelay, "b")});
+  ASSERT_TRUE(WaitUntil([&] { return fetcher.Entered() == 2; }));
+  EXPECT_EQ(cache.Get(kRelay).token, "tok-a-1");
+
+  fetcher.Open();
+  EXPECT_TRUE(WaitUntil([&] { return cache.Get(kRelay).token == "tok-b-1"; }));
+  EXPECT_EQ(fetcher.Calls("a"), 1);
+  cache.Stop();
+}
+
+// A new name and refresh margin: the same token, no fetch; the next
+// refresh follows the new margin (3600 s tokens, no jitter: due at
+// 3600 - 1200 s instead of 3600 - 600 s) and logs the new name.
+TEST(HelperReloadCache, UpdatedSettingsKeepTokenAndApplyMargin) {
+  testing::ManualClock clock;
+  CacheOptions options;
+  options.clock = &clock;
+  options.random = [] { return 0.0; };
+  SecretFetcher fetcher;
+  TokenCache cache({WithSecret(kRelay, "a")}, fetcher, options);
+  cache.Start();
+  ASSERT_EQ(cache.Get(kRelay).token, "tok-a-1");
+  ASSERT_EQ(cache.Status()[0].next_refresh,
+            testing::ManualClock::kStartUnix + 3000);
+
+  Account updated = WithSecret(kRelay, "a");
+  updated.name = "renamed";
+  updated.refresh_margin_seconds = 1200;
+  AccountDiff diff = cache.Reconfigure({updated});
+  EXPECT_EQ(diff.kept, std::vector<std::string>{kRelay});
+  EXPECT_EQ(diff.updated, std::vector<std::string>{kRelay});
+  EXPECT_TRUE(diff.changed.empty());
+  EXPECT_EQ(cache.Get(kRelay).token, "tok-a-1");
+  EXPECT_EQ(fetcher.Entered(), 1);
+  EXPECT_EQ(cache.Status()[0].name, "renamed");
+  EXPECT_EQ(cache.Status()[0].next_refresh,
+            testing::ManualClock::kStartUnix + 2400);
+
+  // Past the new refresh time (the old one is 500 s away): a fetch,
+  // logged under the new name.
+  testing::LogCapture log;
+  clock.Advance(std::chrono::seconds(2500));
+  cache.ClockChanged();
+  EXPECT_TRUE(WaitUntil([&] { return cache.Get(kRelay).token == "tok-a-2"; }));
+  EXPECT_TRUE(log.Has({"event=token_fetched", "account=renamed"}));
   cache.Stop();
 }
 
@@ -280,7 +391,7 @@ TEST(HelperReloadCache, WaitingRequestSurvivesReload) {
   protocol::Response answer;
   std::thread request([&] { answer = cache.Get(kRelay); });
   ASSERT_TRUE(WaitUntil([&] { return cache.WaitingRequests() == 1; }));
-  cache.Reconfigure({WithSecret(kRelay, "b")});
+  cache.Reconfigure({Moved(kRelay, "b")});
   fetcher.Open();
   request.join();
 
@@ -334,7 +445,9 @@ TEST(HelperReloadCache, RequestsRaceReloads) {
     });
   }
   for (int i = 0; i < 50; ++i) {
-    std::vector<Account> next{WithSecret(kRelay, i % 2 ? "a" : "b")};
+    // Rotated every time, moved to another tenant every other time.
+    std::vector<Account> next{i % 4 < 2 ? WithSecret(kRelay, i % 2 ? "a" : "b")
+                                        : Moved(kRelay, i % 2 ? "a" : "b")};
     if (i % 3 == 0)
       next.push_back(WithSecret(kOther, "o"));
     cache.Reconfigure(std::move(next));
