@@ -82,13 +82,7 @@ class RelayTestCase(unittest.TestCase):
     """Common set-up: a fresh RelayEnvironment, always cleaned up."""
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        missing = harness.missing_binaries()
-        self.assertEqual(missing, [], "build the tree first")
-        self.env = harness.RelayEnvironment.create()
-        self.addCleanup(self.env.close)
+        self.env = harness.relay_environment_for(self)
 
     def assertDeferredNotBounced(self, queue_id: str) -> re.Match:
         """The message is deferred, still queued, and nothing bounced."""

@@ -53,13 +53,7 @@ class CanaryTest(unittest.TestCase):
     """One relay environment with canary credentials."""
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        self.assertEqual(harness.missing_binaries(), [],
-                         "build the tree first")
-        self.env = harness.RelayEnvironment.create()
-        self.addCleanup(self.env.close)
+        self.env = harness.relay_environment_for(self)
 
     def start(self) -> None:
         """Stand-ins knowing the canaries; the helper (at debug level, as

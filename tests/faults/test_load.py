@@ -157,13 +157,7 @@ class LoadTest(unittest.TestCase):
     """Two waves against one helper."""
 
     def setUp(self) -> None:
-        reason = harness.require_root()
-        if reason:
-            self.skipTest(reason)
-        self.assertEqual(harness.missing_binaries(), [],
-                         "build the tree first")
-        self.env = harness.RelayEnvironment.create()
-        self.addCleanup(self.env.close)
+        self.env = harness.relay_environment_for(self)
         self.env.standins.start()
         self.env.helper.write_config(
             self.env.standins, settings=fault_bench.FAST_HELPER_SETTINGS)
