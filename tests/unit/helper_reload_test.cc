@@ -46,40 +46,25 @@ constexpr const char* kOther = "other@example.com";
 class SecretFetcher : public TokenFetcher {
  public:
   FetchResult Fetch(const Account& account) override {
-    std::unique_lock lock(mutex_);
-    ++entered_;
-    opened_.wait(lock, [this] { return open_; });
+    gate_.Pass();
+    std::lock_guard lock(mutex_);
     const std::string& secret = account.client_secret.Reveal();
     int count = ++calls_[secret];
     return Granted("tok-" + secret + "-" + std::to_string(count));
   }
   void Cancel() override { Open(); }
 
-  void Close() {
-    std::lock_guard lock(mutex_);
-    open_ = false;
-  }
-  void Open() {
-    {
-      std::lock_guard lock(mutex_);
-      open_ = true;
-    }
-    opened_.notify_all();
-  }
-  int Entered() {
-    std::lock_guard lock(mutex_);
-    return entered_;
-  }
+  void Close() { gate_.Close(); }
+  void Open() { gate_.Open(); }
+  int Entered() { return gate_.Entered(); }  // fetches started
   int Calls(const std::string& secret) {
     std::lock_guard lock(mutex_);
     return calls_[secret];
   }
 
  private:
+  testing::Gate gate_{true};
   std::mutex mutex_;
-  std::condition_variable opened_;
-  bool open_ = true;
-  int entered_ = 0;  // fetches started, finished or not
   std::map<std::string, int> calls_;
 };
 

@@ -396,28 +396,14 @@ TEST(HelperSocketServerReload, AccountPolicySwapAppliesToNewRequests) {
 class GatedHandler {
  public:
   protocol::Response operator()(const protocol::Request& request) {
-    std::unique_lock lock(mutex_);
-    ++entered_;
-    opened_.wait(lock, [this] { return open_; });
+    gate_.Pass();
     return TokenPerMailbox(request);
   }
-  void Open() {
-    {
-      std::lock_guard lock(mutex_);
-      open_ = true;
-    }
-    opened_.notify_all();
-  }
-  int Entered() {
-    std::lock_guard lock(mutex_);
-    return entered_;
-  }
+  void Open() { gate_.Open(); }
+  int Entered() { return gate_.Entered(); }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable opened_;
-  bool open_ = false;
-  int entered_ = 0;
+  testing::Gate gate_{false};
 };
 
 // socket_server.h: a request already past its checks when the policies

@@ -76,31 +76,39 @@ bool WaitUntil(const std::function<bool()>& condition,
   return true;
 }
 
-FakeFetcher::FakeFetcher(std::vector<FetchResult> script)
-    : script_(std::move(script)) {}
-
-FetchResult FakeFetcher::Fetch(const Account& /*account*/) {
-  int call = calls_++;
-  {
-    std::unique_lock lock(mutex_);
-    opened_.wait(lock, [this] { return open_; });
-  }
-  std::size_t index =
-      std::min(static_cast<std::size_t>(call), script_.size() - 1);
-  return script_[index];
+void Gate::Pass() {
+  std::unique_lock lock(mutex_);
+  ++entered_;
+  opened_.wait(lock, [this] { return open_; });
 }
 
-void FakeFetcher::Close() {
-  std::lock_guard lock(mutex_);
-  open_ = false;
-}
-
-void FakeFetcher::Open() {
+void Gate::Open() {
   {
     std::lock_guard lock(mutex_);
     open_ = true;
   }
   opened_.notify_all();
+}
+
+void Gate::Close() {
+  std::lock_guard lock(mutex_);
+  open_ = false;
+}
+
+int Gate::Entered() {
+  std::lock_guard lock(mutex_);
+  return entered_;
+}
+
+FakeFetcher::FakeFetcher(std::vector<FetchResult> script)
+    : script_(std::move(script)) {}
+
+FetchResult FakeFetcher::Fetch(const Account& /*account*/) {
+  int call = calls_++;
+  gate_.Pass();
+  std::size_t index =
+      std::min(static_cast<std::size_t>(call), script_.size() - 1);
+  return script_[index];
 }
 
 FetchResult Granted(const std::string& token, long expires_in) {

@@ -55,6 +55,23 @@ class LogCapture {
 bool WaitUntil(const std::function<bool()>& condition,
                std::chrono::milliseconds limit = std::chrono::seconds(10));
 
+// Holds test threads back while closed: Pass() counts its caller as
+// entered and returns once the gate is open. Thread-safe.
+class Gate {
+ public:
+  explicit Gate(bool open) : open_(open) {}
+  void Pass();
+  void Open();
+  void Close();
+  int Entered();  // callers of Pass(), through or still waiting
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_;
+  int entered_ = 0;
+};
+
 using FetchResult = std::expected<TokenGrant, TokenFailure>;
 
 // Returns scripted results in order (the last one repeats), counting
@@ -65,16 +82,14 @@ class FakeFetcher : public TokenFetcher {
   FetchResult Fetch(const Account& account) override;
   void Cancel() override { Open(); }
 
-  void Close();
-  void Open();
+  void Close() { gate_.Close(); }
+  void Open() { gate_.Open(); }
   int calls() const { return calls_; }
 
  private:
   std::vector<FetchResult> script_;
   std::atomic<int> calls_{0};
-  std::mutex mutex_;
-  std::condition_variable opened_;
-  bool open_ = true;
+  Gate gate_{true};
 };
 
 // A successful fetch result.
