@@ -156,6 +156,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def read_answer(sock: socket.socket) -> bytes:
+    """What `sock` sends up to and with the first newline, or until the
+    peer closes: one answer line of the helper's socket protocol."""
+    answer = b""
+    while not answer.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
 def _die_with_parent() -> None:
     """In a child before exec: SIGTERM it when the test process dies, so
     a killed test run leaves no stand-in or helper behind."""

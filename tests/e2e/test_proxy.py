@@ -63,13 +63,6 @@ PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
                    "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def accepts(port: int) -> bool:
     """True when something accepts TCP connections on 127.0.0.1:port."""
     try:
@@ -86,7 +79,7 @@ class Tinyproxy:
                  credentials: Optional[tuple[str, str]] = None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="tinyproxy-",
                                                  dir=root))
-        self.port = free_port()
+        self.port = harness.free_port()
         self.connect_port = connect_port
         self.credentials = credentials
         self.proc: Optional[subprocess.Popen] = None
@@ -300,7 +293,7 @@ class ProxyTest(unittest.TestCase):
         """(env) "proxy" set: https_proxy (a dead port) and no_proxy
         (naming the endpoint's host) are both ignored."""
         proxy = self.proxy()
-        os.environ["https_proxy"] = f"http://127.0.0.1:{free_port()}"
+        os.environ["https_proxy"] = f"http://127.0.0.1:{harness.free_port()}"
         os.environ["no_proxy"] = "127.0.0.1,localhost"
         self.start_helper(proxy.url())
         self.assert_token()

@@ -146,13 +146,7 @@ class ReloadTest(unittest.TestCase):
             client.settimeout(10)
             client.connect(str(self.helper.socket))
             client.sendall(f"v1 token {mailbox}\n".encode())
-            answer = b""
-            while not answer.endswith(b"\n"):
-                chunk = client.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-        return answer.decode()
+            return harness.read_answer(client).decode()
 
     def token(self, mailbox: str) -> str:
         """The access token the helper serves for `mailbox`."""

@@ -82,12 +82,7 @@ def ask(path: str, line: str, timeout: float = CLIENT_TIMEOUT,
             if broken_pipes is None:
                 raise
             broken_pipes.append(1)
-        answer = b""
-        while not answer.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        answer = harness.read_answer(sock)
     return answer.decode(errors="replace").strip()
 
 
