@@ -123,7 +123,8 @@ bool StartSockets(SocketServer& server, const std::string& token_path,
   return true;
 }
 
-// Logs helper_started with the sockets' paths and modes.
+// Logs helper_started with the sockets' paths and modes, and a warning
+// when the helper runs as root.
 void LogStarted(const Config& config, const SocketServer& server,
                 const std::string& reply_path) {
   Log(LogLevel::kInfo, "helper_started",
@@ -135,6 +136,15 @@ void LogStarted(const Config& config, const SocketServer& server,
        {"reply_socket", reply_path},
        {"euid", geteuid()},
        {"accounts", config.accounts.size()}});
+
+  // Root could read every secret file on the machine; a leak of this
+  // process should give away only the accounts it holds.
+  if (geteuid() == 0) {
+    Log(LogLevel::kWarn, "running_as_root",
+        {{"fix",
+          "run it as its own unprivileged user, as token-helper.service "
+          "does (User=xoauth2-relay)"}});
+  }
 }
 
 // What a reload changes, all owned by RunDaemon.

@@ -70,10 +70,12 @@ but 127.0.0.1.
 import atexit
 import base64
 import ctypes
+import grp
 import hashlib
 import json
 import os
 import pathlib
+import pwd
 import re
 import shutil
 import signal
@@ -378,6 +380,9 @@ class TokenHelper:
         self.socket = socket
         self.proc: Optional[subprocess.Popen] = None
         self.umask: Optional[int] = None  # for `run`; None: inherited
+        # The local user `run` runs as (None: root), its files handed to
+        # it first as a packaged install has them (hand_over).
+        self.user: Optional[str] = None
         self.debug = True  # `run -v` (debug level) unless a test says no
         # For the leak scan: every command's output, the secrets the
         # configurations held, other configurations used, and why the
@@ -448,12 +453,33 @@ class TokenHelper:
             self.recordings.append(_Recording(
                 f"command #{number} {label} ({stream})", data or b""))
 
+    def hand_over(self) -> None:
+        """Gives the helper's folder and files to self.user (0700, its
+        secret files 0600) and makes the socket's folder its own with
+        group postfix and mode 0750, as token-helper.service does."""
+        for path in (self.dir, *self.dir.iterdir()):
+            shutil.chown(path, self.user, self.user_group())
+        self.dir.chmod(0o700)
+        folder = self.socket.parent
+        shutil.chown(folder, self.user, "postfix")
+        folder.chmod(0o750)
+
+    def user_group(self) -> str:
+        """The primary group of self.user, by name."""
+        return grp.getgrgid(pwd.getpwnam(self.user).pw_gid).gr_name
+
     def start(self, run_args: tuple[str, ...] = ()) -> None:
-        """Starts `token-helper run [RUN_ARGS]` and waits for its socket;
-        `-v` (debug level) is added unless self.debug is False."""
+        """Starts `token-helper run [RUN_ARGS]` (as self.user when set,
+        after hand_over) and waits for its socket; `-v` (debug level) is
+        added unless self.debug is False."""
         if self.debug and not {"-v", "--verbose"} & set(run_args):
             run_args = ("-v", *run_args)
         self.used = True
+        identity = {}
+        if self.user is not None:
+            self.hand_over()
+            identity = {"user": self.user, "group": self.user_group(),
+                        "extra_groups": []}
         log = open(self.dir / "helper.log", "ab")
         umask = self.umask
 
@@ -463,7 +489,8 @@ class TokenHelper:
                 os.umask(umask)
         self.proc = subprocess.Popen(
             [str(helper_path()), "--config", str(self.config_path), "run",
-             *run_args], stdout=log, stderr=log, preexec_fn=prepare)
+             *run_args], stdout=log, stderr=log, preexec_fn=prepare,
+            **identity)
         log.close()
 
         def listening():

@@ -19,6 +19,13 @@ What it checks, by field report (/work/shared/cases/field-reports.md):
   F19              the plugin's lines carry Postfix's ident postfix/smtp,
                    and Postfix defers with the plugin's reason
   F20              example placeholders refused by name and absolute path
+  own user         the helper as an unprivileged user, its files and socket
+                   folder handed over as token-helper.service has them:
+                   relay works, socket folder 0750 group postfix, socket
+                   0666 inside it; a user of group postfix outside the
+                   allowlist gets `denied` (logged by uid and pid), one
+                   outside the group cannot reach the socket; as root the
+                   helper warns
   helper down      deferred, then delivered once the helper runs
   reply.sock bad   a file in place of reply.sock: smtp_reply_filter lookup
                    error, deferred (4.3.0); once the file is removed the
@@ -39,11 +46,14 @@ beyond 127.0.0.1.
 """
 
 import base64
+import grp
 import hashlib
 import os
 import pathlib
+import pwd
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import unittest
@@ -76,6 +86,28 @@ def split_message(data: bytes) -> tuple[list[bytes], bytes]:
     data = data.replace(b"\r\n", b"\n")
     head, _, body = data.partition(b"\n\n")
     return head.split(b"\n"), body
+
+
+def ask_as(user: str, groups: list[int], path: pathlib.Path
+           ) -> tuple[str, int]:
+    """Asks the helper's socket for MAILBOX's token from a process of
+    `user` with supplementary `groups`: the answer line (or the name of
+    the exception met) and the process's pid."""
+    script = (
+        "import os, socket, sys\n"
+        "print(os.getpid(), flush=True)\n"
+        "try:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    s.connect(sys.argv[1])\n"
+        f"    s.sendall(b'v1 token {harness.MAILBOX}\\n')\n"
+        "    print(s.makefile().readline().strip())\n"
+        "except OSError as err:\n"
+        "    print(type(err).__name__)\n")
+    result = subprocess.run(
+        [harness.PYTHON, "-c", script, str(path)], user=user, group=user,
+        extra_groups=groups, capture_output=True, text=True, timeout=20)
+    pid, answer = result.stdout.splitlines()
+    return answer, int(pid)
 
 
 class RelayTestCase(unittest.TestCase):
@@ -186,6 +218,48 @@ class RelayTest(RelayTestCase):
         self.assertEqual(certs, [])
         self.assertIn("Trusted TLS connection established",
                       self.env.postfix.log())
+
+    def test_helper_as_own_user_relays_and_refuses_others(self) -> None:
+        """The helper as an unprivileged user (nobody, standing in for
+        xoauth2-relay) with its files and socket folder handed over as
+        token-helper.service has them: the relay works, the sockets have
+        the narrowest modes that work, no root warning; a local user in
+        group postfix but outside the allowlist is refused with `denied`
+        and logged by uid and pid, one outside the group cannot reach the
+        socket at all."""
+        self.env.helper.user = "nobody"
+        self.env.start()
+        message, _ = harness.make_message("unprivileged helper")
+        queue_id = self.env.submit(message)
+        self.env.wait_for_status(queue_id, "sent")
+
+        nobody = pwd.getpwnam("nobody").pw_uid
+        log = self.env.helper.log()
+        self.assertRegex(log, rf"event=helper_started .*socket_mode=0666 "
+                              rf"dir_mode=0750 .*euid={nobody}\b")
+        self.assertNotIn("running_as_root", log)
+        folder = self.env.helper.socket.parent.stat()
+        self.assertEqual((folder.st_uid, grp.getgrgid(folder.st_gid).gr_name,
+                          stat.S_IMODE(folder.st_mode)),
+                         (nobody, "postfix", 0o750))
+        self.assertEqual(self.env.helper.socket.stat().st_uid, nobody)
+
+        # daemon in group postfix reaches the socket; the allowlist
+        # (postfix, root) refuses it.
+        postfix_gid = grp.getgrnam("postfix").gr_gid
+        answer, pid = ask_as("daemon", [postfix_gid], self.env.helper.socket)
+        self.assertRegex(answer, r"^err denied ")
+        line = self.wait_for_helper_line("peer_denied", None, f"pid={pid}")
+        self.assertIn(f"socket=token uid={pwd.getpwnam('daemon').pw_uid} ",
+                      line)
+        answer, _ = ask_as("daemon", [], self.env.helper.socket)
+        self.assertEqual(answer, "PermissionError")
+
+    def test_helper_as_root_warns(self) -> None:
+        """The helper run as root says so and how to change it."""
+        self.env.start()
+        self.wait_for_helper_line("running_as_root", None,
+                                  "User=xoauth2-relay")
 
     def test_helper_not_running_defers_then_delivers(self) -> None:
         """Helper down: deferred with a reason; helper up: delivered."""
