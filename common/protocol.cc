@@ -151,9 +151,13 @@ bool IsValidToken(std::string_view token) {
   return !token.empty() && token.size() <= kMaxTokenBytes && AllVisible(token);
 }
 
+std::string RequestTooLongText() {
+  return "request longer than " + std::to_string(kMaxRequestBytes) + " bytes";
+}
+
 std::expected<Request, ProtocolError> ParseRequest(std::string_view line) {
   if (line.size() > kMaxRequestBytes) {
-    return std::unexpected(Bad("request longer than 1024 bytes"));
+    return std::unexpected(Bad(RequestTooLongText()));
   }
   line = WithoutLf(line);
 

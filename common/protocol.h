@@ -21,12 +21,19 @@
 
 namespace xoauth2::protocol {
 
-// Wire limits, each including the terminating LF where it applies.
-inline constexpr std::size_t kMaxRequestBytes = 1024;
-inline constexpr std::size_t kMaxResponseBytes = 16384;
+inline constexpr std::string_view kVersion = "v1";
+
+// Wire limits, each including the terminating LF where it applies. A
+// request line holds the longest valid request, `v1 reject MAILBOX
+// ACCESS_TOKEN` with both fields at their limits (12554 bytes): an
+// Entra ID access token is commonly 1.5 to 2.5 KB, so reporting one must
+// never be refused for its length alone.
 inline constexpr std::size_t kMaxMailboxBytes = 254;
 inline constexpr std::size_t kMaxTokenBytes = 12288;
-inline constexpr std::string_view kVersion = "v1";
+inline constexpr std::size_t kMaxRequestBytes =
+    kVersion.size() + std::string_view(" reject ").size() + kMaxMailboxBytes +
+    1 + kMaxTokenBytes + 1;
+inline constexpr std::size_t kMaxResponseBytes = 16384;
 
 // The `ok-status ` prefix and the LF leave this much room for the JSON.
 inline constexpr std::size_t kMaxStatusBytes = kMaxResponseBytes - 11;
@@ -81,6 +88,9 @@ bool IsValidToken(std::string_view token);
 
 // Parses one request line; `line` may or may not end with LF.
 std::expected<Request, ProtocolError> ParseRequest(std::string_view line);
+
+// The reason given for a request line over kMaxRequestBytes.
+std::string RequestTooLongText();
 
 // The wire form of `request`, ending in LF. The caller validates fields.
 std::string FormatRequest(const Request& request);

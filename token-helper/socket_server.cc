@@ -81,11 +81,11 @@ std::expected<std::string, protocol::Response> ReadRequest(
     int fd, std::chrono::milliseconds timeout) {
   Clock::time_point deadline = Clock::now() + timeout;
   std::string line;
-  char buffer[512];
+  char buffer[4096];
   while (line.find('\n') == std::string::npos) {
     if (line.size() >= protocol::kMaxRequestBytes) {
       return std::unexpected(Error(protocol::ErrorCode::kBadRequest,
-                                   "request longer than 1024 bytes"));
+                                   protocol::RequestTooLongText()));
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - Clock::now());
@@ -113,7 +113,7 @@ std::expected<std::string, protocol::Response> ReadRequest(
     line.resize(newline + 1);
   if (line.size() > protocol::kMaxRequestBytes) {
     return std::unexpected(Error(protocol::ErrorCode::kBadRequest,
-                                 "request longer than 1024 bytes"));
+                                 protocol::RequestTooLongText()));
   }
   return line;
 }

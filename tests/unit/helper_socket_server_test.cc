@@ -88,13 +88,18 @@ INSTANTIATE_TEST_SUITE_P(
         ExchangeCase{"Reject", "v1 reject relay@example.com abc\n", "ok\n"},
         ExchangeCase{"NoAccount", "v1 token other@example.com\n",
                      "err no-account no account\n"},
-        ExchangeCase{"Oversize", std::string(1100, 'a'),
-                     "err bad-request request longer than 1024 bytes\n"},
+        ExchangeCase{"Oversize",
+                     std::string(protocol::kMaxRequestBytes + 1, 'a'),
+                     "err bad-request request longer than 12554 bytes\n"},
         ExchangeCase{"OversizeWithNewline",
-                     "v1 token " + std::string(1020, 'a') + "@b\n",
-                     "err bad-request request longer than 1024 bytes\n"},
+                     "v1 token " +
+                         std::string(protocol::kMaxRequestBytes - 11, 'a') +
+                         "@b\n",
+                     "err bad-request request longer than 12554 bytes\n"},
         ExchangeCase{"ExactlyAtLimit",
-                     "v1 token " + std::string(1012, 'a') + "@b\n",
+                     "v1 token " +
+                         std::string(protocol::kMaxRequestBytes - 12, 'a') +
+                         "@b\n",
                      "err bad-request malformed mailbox\n"},
         ExchangeCase{"SecondLineIgnored",
                      "v1 token relay@example.com\n" + std::string(1000, 'x'),

@@ -79,16 +79,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequestCase{"v1 STATUS\n", ErrorCode::kBadRequest},
         BadRequestCase{"v1 token " + std::string(255, 'a') + "@b\n",
                        ErrorCode::kBadRequest},
-        BadRequestCase{"v1 token a@b\n" + std::string(1100, 'x'),
+        BadRequestCase{"v1 token a@b\n" + std::string(kMaxRequestBytes, 'x'),
                        ErrorCode::kBadRequest}));
 
+// The longest valid request, a reject with mailbox and token at their
+// limits, fits the line exactly; one byte more is refused for its length.
 TEST(ProtocolRequest, AcceptsRequestExactlyAtTheLimit) {
-  std::string prefix = "v1 reject a@b ";
-  std::string token(kMaxRequestBytes - prefix.size() - 1, 't');
-  std::string line = prefix + token + "\n";
+  std::string mailbox = std::string(kMaxMailboxBytes - 2, 'm') + "@b";
+  std::string token(kMaxTokenBytes, 't');
+  std::string line = "v1 reject " + mailbox + " " + token + "\n";
   ASSERT_EQ(line.size(), kMaxRequestBytes);
-  EXPECT_TRUE(ParseRequest(line).has_value());
-  EXPECT_FALSE(ParseRequest(prefix + token + "t\n").has_value());
+  auto parsed = ParseRequest(line);
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().text;
+  EXPECT_EQ(parsed->token, token);
+
+  auto longer = ParseRequest("v1 reject " + mailbox + " " + token + "t\n");
+  ASSERT_FALSE(longer.has_value());
+  EXPECT_EQ(longer.error().text, "request longer than 12554 bytes");
 }
 
 TEST(ProtocolResponse, FormatsEachFormByteForByte) {
@@ -195,10 +202,12 @@ std::string MailboxRequest(std::size_t bytes) {
   return "v1 token " + std::string(bytes - 2, 'm') + "@b\n";
 }
 
-// `v1 reject a@b T` with a token of `bytes` bytes (the line limit binds
-// first: kMaxRequestBytes is far below kMaxTokenBytes).
+// `v1 reject M T` of `bytes` bytes in all, the mailbox at its limit and
+// the token taking the rest (at the line limit, the token's limit too).
 std::string RejectRequest(std::size_t bytes) {
-  return "v1 reject a@b " + std::string(bytes - 15, 't') + "\n";
+  std::string prefix =
+      "v1 reject " + std::string(kMaxMailboxBytes - 2, 'm') + "@b ";
+  return prefix + std::string(bytes - prefix.size() - 1, 't') + "\n";
 }
 
 // `ok T 1900000000` with a token of `bytes` bytes.
@@ -244,7 +253,7 @@ INSTANTIATE_TEST_SUITE_P(
             FieldLimitCase{"Mailbox", MailboxRequest, kMaxMailboxBytes, true,
                            "malformed mailbox"},
             FieldLimitCase{"RequestLine", RejectRequest, kMaxRequestBytes, true,
-                           "request longer than 1024 bytes"},
+                           "request longer than 12554 bytes"},
             FieldLimitCase{"Token", TokenResponse, kMaxTokenBytes, false,
                            "malformed token in ok line"},
             FieldLimitCase{"Status", StatusResponse, kMaxStatusBytes, false,
