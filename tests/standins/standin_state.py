@@ -50,6 +50,7 @@ expire refresh tokens.
 Follows /work/shared/reference/office365-smtp-oauth.md sections 2 and 3.
 """
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -67,6 +68,29 @@ from standin_device import DeviceFlows, DeviceSettings
 from standin_google import GoogleRegistry
 
 SMTP_PERSONAS = ("office365", "gmail")
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_shaped_token(mailboxes: tuple[str, ...], client_id: str) -> str:
+    """An access token with the shape and size of Entra ID's (header,
+    claims and RS256 signature, about 2 KB), so that every part of the
+    chain carries real-sized tokens. Nothing verifies the signature: the
+    stand-in knows its tokens by value, as the real service is opaque to
+    clients."""
+    header = {"typ": "JWT", "alg": "RS256", "x5t": secrets.token_urlsafe(20),
+              "kid": secrets.token_urlsafe(20)}
+    claims = {"aud": "https://outlook.office365.com",
+              "iss": "https://sts.windows.net/standin/",
+              "iat": int(time.time()), "appid": client_id,
+              "upn": mailboxes[0] if mailboxes else "",
+              "roles": ["SMTP.SendAsApp"],
+              "xms_tcdt": secrets.token_urlsafe(900)}
+    return ".".join((_base64url(json.dumps(header).encode()),
+                     _base64url(json.dumps(claims).encode()),
+                     _base64url(secrets.token_bytes(256))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,9 +207,11 @@ class StandinState:
 
     def issue_access_token(self, mailboxes: tuple[str, ...], client_id: str,
                            grant_type: str, prefix: str = "") -> str:
-        """Makes and remembers a new opaque access token (`prefix` first,
-        e.g. Google's "ya29.")."""
-        token = prefix + secrets.token_urlsafe(48)
+        """Makes and remembers a new access token: with a `prefix` (e.g.
+        Google's "ya29.") an opaque one, without it one shaped and sized
+        like the Microsoft identity platform's (jwt_shaped_token)."""
+        token = (prefix + secrets.token_urlsafe(48) if prefix
+                 else jwt_shaped_token(mailboxes, client_id))
         issued = IssuedToken(mailboxes, time.time() + self.token_lifetime,
                              client_id, grant_type)
         with self._lock:

@@ -200,7 +200,7 @@ class TokenEndpointTest(StandinTest):
         """pad_to_bytes: a real token in a body of exactly N bytes; a size
         below the natural body is a 500; a size that is no number is a
         400 from the control API."""
-        for size in (2048, 65536, 65537):
+        for size in (4096, 65536, 65537):
             with self.subTest(size=size):
                 self.control("POST", "/token/fault",
                              {"pad_to_bytes": size, "count": 1})
