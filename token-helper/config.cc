@@ -1107,6 +1107,8 @@ std::expected<Config, std::string> LoadConfig(const std::string& path,
   if (holds_secret) {
     auto checked = CheckPrivateFile(file->abs_path, file->stats.file,
                                     file->stats.dir, geteuid());
+    if (checked)
+      checked = CheckDirectoryChain(file->abs_path, geteuid());
     if (!checked) {
       return std::unexpected(file->abs_path +
                              ": holds an inline client_secret; " +

@@ -38,6 +38,7 @@
 #include "secret.h"
 #include "socket_client.h"
 #include "token_endpoint.h"
+#include "unix_listener.h"
 
 namespace {
 
@@ -94,8 +95,13 @@ int Check(const std::string& path) {
     std::cerr << config.error() << "\n";
     return kExitConfig;
   }
-  std::cout << "configuration OK: " << config->path << " ("
-            << config->accounts.size() << " accounts)\n";
+  if (auto place = CheckSocketPlace(config->socket, geteuid()); !place) {
+    std::cerr << config->path << ": socket: " << place.error() << "\n";
+    return kExitConfig;
+  }
+  std::size_t count = config->accounts.size();
+  std::cout << "configuration OK: " << config->path << " (" << count
+            << (count == 1 ? " account)\n" : " accounts)\n");
   for (const Account& account : config->accounts) {
     std::cout << "  " << account.name << ": mailbox=" << account.mailbox
               << " grant=" << GrantName(account.grant) << " "

@@ -49,25 +49,6 @@ class FdGuard {
   int fd_;
 };
 
-// "alice (uid 1000)" or "uid 1000" when the name is unknown.
-std::string UserText(uid_t uid) {
-  std::vector<char> buffer(4096);
-  passwd entry{};
-  passwd* found = nullptr;
-  getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
-  std::string id = "uid " + std::to_string(uid);
-  return found != nullptr ? std::string(found->pw_name) + " (" + id + ")" : id;
-}
-
-// The user name to give chown, or the number when it has no name.
-std::string ChownName(uid_t uid) {
-  std::vector<char> buffer(4096);
-  passwd entry{};
-  passwd* found = nullptr;
-  getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
-  return found != nullptr ? found->pw_name : std::to_string(uid);
-}
-
 // The directory part of `path` ("." for a bare name).
 std::string DirectoryOf(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
@@ -150,6 +131,86 @@ std::expected<void, std::string> FillTemp(int fd, const std::string& path,
 
 }  // namespace
 
+std::string UserText(uid_t uid) {
+  std::vector<char> buffer(4096);
+  passwd entry{};
+  passwd* found = nullptr;
+  getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
+  std::string id = "uid " + std::to_string(uid);
+  return found != nullptr ? std::string(found->pw_name) + " (" + id + ")" : id;
+}
+
+std::string ChownName(uid_t uid) {
+  std::vector<char> buffer(4096);
+  passwd entry{};
+  passwd* found = nullptr;
+  getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
+  return found != nullptr ? found->pw_name : std::to_string(uid);
+}
+
+DirectoryRisk RiskOf(const struct stat& dir, uid_t euid) {
+  if ((dir.st_mode & S_IWOTH) != 0 && (dir.st_mode & S_ISVTX) == 0)
+    return DirectoryRisk::kWritableByOthers;
+  if (dir.st_uid != 0 && dir.st_uid != euid)
+    return DirectoryRisk::kForeignOwner;
+  return DirectoryRisk::kNone;
+}
+
+std::string CheckAsOwnerHint(uid_t owner, uid_t euid) {
+  if (euid != 0 || owner == 0)
+    return {};
+  std::string name = ChownName(owner);
+  return "; if token-helper runs as " + name +
+         " (token-helper.service runs it as xoauth2-relay), check as that "
+         "user instead: runuser -u " +
+         name + " -- token-helper check";
+}
+
+std::expected<void, std::string> CheckDirectoryChain(const std::string& path,
+                                                     uid_t euid) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::path real = fs::canonical(path, error);
+  if (error) {
+    return std::unexpected("cannot resolve " + path + ": " + error.message());
+  }
+  std::string shown = path;
+  if (real.string() != fs::path(path).lexically_normal().string())
+    shown += " (a link to " + real.string() + ")";
+
+  // From the file's own directory up; the root is its own parent.
+  for (fs::path dir = real.parent_path();; dir = dir.parent_path()) {
+    struct stat info {};
+    if (stat(dir.c_str(), &info) != 0) {
+      return std::unexpected("cannot stat " + dir.string() + ": " +
+                             ErrnoText(errno));
+    }
+    std::string where = dir == real.parent_path()
+                            ? "its directory " + dir.string()
+                            : "the directory " + dir.string() + " above it";
+    switch (RiskOf(info, euid)) {
+      case DirectoryRisk::kWritableByOthers:
+        return std::unexpected(
+            shown + " holds a secret but " + where + " has mode " +
+            ModeText(info.st_mode) +
+            " (writable by others, no sticky bit), so any local user could "
+            "replace it; fix: chmod o-w " +
+            dir.string());
+      case DirectoryRisk::kForeignOwner:
+        return std::unexpected(
+            shown + " holds a secret but " + where + " is owned by " +
+            UserText(info.st_uid) + ", who could replace it; fix: chown " +
+            ChownName(euid) + " " + dir.string() +
+            " or move the file below directories of root or " +
+            ChownName(euid) + CheckAsOwnerHint(info.st_uid, euid));
+      case DirectoryRisk::kNone:
+        break;
+    }
+    if (dir == dir.parent_path())
+      return {};
+  }
+}
+
 std::string ModeText(mode_t mode) {
   char text[8];
   std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
@@ -161,7 +222,7 @@ std::expected<void, std::string> CheckPrivateFile(const std::string& path,
                                                   const struct stat& dir,
                                                   uid_t euid) {
   // Others who may write the directory can swap the file for their own.
-  if ((dir.st_mode & S_IWOTH) != 0 && (dir.st_mode & S_ISVTX) == 0) {
+  if (RiskOf(dir, euid) == DirectoryRisk::kWritableByOthers) {
     std::string dir_path = DirectoryOf(path);
     return std::unexpected(
         path + " holds a secret but its directory " + dir_path + " has mode " +
@@ -186,7 +247,8 @@ std::expected<void, std::string> CheckPrivateFile(const std::string& path,
       path + " holds a secret but has mode " + ModeText(file.st_mode) +
       " and owner " + UserText(file.st_uid) +
       "; it must be readable and writable by its owner only and owned by " +
-      UserText(euid) + ", the user token-helper runs as; fix: " + fix);
+      UserText(euid) + ", the user token-helper runs as; fix: " + fix +
+      (foreign ? CheckAsOwnerHint(file.st_uid, euid) : ""));
 }
 
 std::expected<OpenedFile, std::string> OpenFileAndDirectory(
@@ -228,6 +290,8 @@ std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
   }
   if (access == FileAccess::kPrivate) {
     auto checked = CheckPrivateFile(path, opened->file, opened->dir, geteuid());
+    if (checked)
+      checked = CheckDirectoryChain(path, geteuid());
     if (!checked)
       return std::unexpected(checked.error());
   }

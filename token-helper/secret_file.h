@@ -23,6 +23,9 @@
 // anyway), and not in a directory that others may write to without the
 // sticky bit. It is checked with fstat on the descriptor that is read and
 // on the directory opened before it, so the file checked is the file read.
+// Every directory above, and those of a link's target, must also be
+// owned by root or the helper's user and not writable by others without
+// the sticky bit (CheckDirectoryChain).
 // Certificates are public (FileAccess::kPublic) and are not checked.
 
 #ifndef XOAUTH2_TOKEN_HELPER_SECRET_FILE_H
@@ -47,6 +50,36 @@ std::string ModeText(mode_t mode);
 
 // Whether a file must be kept from other users (see the access rule).
 enum class FileAccess { kPrivate, kPublic };
+
+// "alice (uid 1000)", or "uid 1000" for a uid without a name.
+std::string UserText(uid_t uid);
+
+// The user name to give chown, or the number for a uid without a name.
+std::string ChownName(uid_t uid);
+
+// Why another local user could replace what a directory holds.
+enum class DirectoryRisk {
+  kNone,
+  kWritableByOthers,  // others may write and the sticky bit is not set
+  kForeignOwner,      // owned by a user other than root and the helper's
+};
+
+// The risk of the directory whose status is `dir` for a helper running
+// as `euid`.
+DirectoryRisk RiskOf(const struct stat& dir, uid_t euid);
+
+// What to tell an administrator who ran `check` (or the helper) as root
+// about a file or directory owned by `owner`: that the owner may be the
+// user the helper runs as, and how to check as that user. Empty unless
+// `euid` is root and `owner` is not.
+std::string CheckAsOwnerHint(uid_t owner, uid_t euid);
+
+// Checks every directory that holds `path`, from the one the file really
+// lies in (links resolved) up to the root, for a DirectoryRisk: any of
+// them would let another user swap the file. The error names the file,
+// the directory, what is wrong and the fix.
+std::expected<void, std::string> CheckDirectoryChain(const std::string& path,
+                                                     uid_t euid);
 
 // Checks the access rule for `path`, whose status is `file`, in the
 // directory whose status is `dir`, for a helper running as `euid`. The

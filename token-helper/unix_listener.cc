@@ -60,25 +60,62 @@ std::expected<void, std::string> MakeDirectories(
   return {};
 }
 
-// Refuses a socket directory others may write to without the sticky bit:
-// any local user could put a socket of their own in place of ours.
-std::expected<mode_t, std::string> CheckSocketDirectory(
-    const std::string& dir) {
+// The error for a path that exists and is not a socket, if it is so.
+std::expected<void, std::string> NothingButASocket(const std::string& path) {
+  struct stat info {};
+  if (lstat(path.c_str(), &info) != 0 || S_ISSOCK(info.st_mode))
+    return {};
+  return std::unexpected(path +
+                         " exists and is not a socket; remove it or set "
+                         "another socket path");
+}
+
+}  // namespace
+
+std::expected<mode_t, std::string> CheckSocketDirectory(const std::string& dir,
+                                                        uid_t euid) {
   struct stat info {};
   if (stat(dir.c_str(), &info) != 0) {
     return std::unexpected("cannot stat " + dir + ": " + ErrnoText());
   }
-  if ((info.st_mode & S_IWOTH) != 0 && (info.st_mode & S_ISVTX) == 0) {
-    return std::unexpected(
-        "the socket directory " + dir + " has mode " + ModeText(info.st_mode) +
-        " (writable by others, no sticky bit), so any local user could "
-        "replace the socket; fix: chmod 0750 " +
-        dir + " (group postfix) or 0755, or set another socket path");
+  switch (RiskOf(info, euid)) {
+    case DirectoryRisk::kWritableByOthers:
+      return std::unexpected(
+          "the socket directory " + dir + " has mode " +
+          ModeText(info.st_mode) +
+          " (writable by others, no sticky bit), so any local user could "
+          "replace the socket; fix: chmod 0750 " +
+          dir + " (group postfix) or 0755, or set another socket path");
+    case DirectoryRisk::kForeignOwner:
+      return std::unexpected(
+          "the socket directory " + dir + " is owned by " +
+          UserText(info.st_uid) +
+          ", who could replace the socket; fix: chown " + ChownName(euid) +
+          " " + dir +
+          " (token-helper.service makes it owned by "
+          "xoauth2-relay, group postfix, mode 0750), or set another socket "
+          "path" +
+          CheckAsOwnerHint(info.st_uid, euid));
+    case DirectoryRisk::kNone:
+      break;
   }
   return info.st_mode & 07777;
 }
 
-}  // namespace
+std::expected<void, std::string> CheckSocketPlace(const std::string& path,
+                                                  uid_t euid) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  struct stat info {};
+  if (stat(dir.c_str(), &info) == 0) {
+    if (!S_ISDIR(info.st_mode)) {
+      return std::unexpected(dir + ", the folder of the socket " + path +
+                             ", is not a directory; set another socket path");
+    }
+    if (auto checked = CheckSocketDirectory(dir, euid); !checked)
+      return std::unexpected(checked.error());
+  }
+  return NothingButASocket(path);
+}
 
 DenialLog::DenialLog(std::string socket_name, std::chrono::seconds window)
     : socket_name_(std::move(socket_name)), window_(window) {}
@@ -209,7 +246,7 @@ std::expected<void, std::string> UnixListener::PrepareDirectory() {
     dir = ".";
   if (auto made = MakeDirectories(dir); !made)
     return made;
-  auto mode = CheckSocketDirectory(dir.string());
+  auto mode = CheckSocketDirectory(dir.string(), geteuid());
   if (!mode)
     return std::unexpected(mode.error());
   dir_mode_ = *mode;
@@ -222,11 +259,8 @@ std::expected<void, std::string> UnixListener::RemoveStaleSocket() {
   struct stat info {};
   if (lstat(options_.path.c_str(), &info) != 0)
     return {};
-  if (!S_ISSOCK(info.st_mode)) {
-    return std::unexpected(options_.path +
-                           " exists and is not a socket; remove it or set "
-                           "another socket path");
-  }
+  if (auto other = NothingButASocket(options_.path); !other)
+    return other;
   if (auto fd = ConnectUnix(options_.path)) {
     close(*fd);
     return std::unexpected("another token-helper is already listening on " +

@@ -5,8 +5,9 @@
 // (ReplyServer, Postfix's smtp_reply_filter socketmap).
 //
 // UnixListener creates the socket's directory (0755) if missing, refuses a
-// directory that others may write to without the sticky bit (a local user
-// could replace the socket), refuses to start when a live server answers
+// directory that others may write to without the sticky bit or that
+// another user owns (either could replace the socket), refuses to start
+// when a live server answers
 // on the path, removes a stale socket, binds, sets mode 0666 (access is
 // decided per connection with SO_PEERCRED, not by file mode; the
 // directory's mode, 0750 root:postfix under systemd, keeps other users
@@ -95,6 +96,19 @@ std::optional<PeerCredentials> PeerOf(int fd);
 
 // The fix named when `account`'s allowlist refuses a peer.
 std::string AccountFix(const AccountPolicy& account);
+
+// Checks the directory that is to hold a socket, for a helper running as
+// `euid`: refused when others may write it without the sticky bit or it
+// belongs to a user other than root and `euid`, since either could put a
+// socket of their own in place of ours. Its mode on success.
+std::expected<mode_t, std::string> CheckSocketDirectory(const std::string& dir,
+                                                        uid_t euid);
+
+// What `check` can tell of a socket path before the helper binds it: its
+// directory, when it exists, passes CheckSocketDirectory, and the path is
+// nothing but a socket or absent.
+std::expected<void, std::string> CheckSocketPlace(const std::string& path,
+                                                  uid_t euid);
 
 // Logs refused peers without letting one misconfigured client flood the
 // log: the first refusal of a uid logs peer_denied (warn) with uid, gid

@@ -23,6 +23,7 @@
 #include "secret_file.h"
 #include "socket_client.h"
 #include "socket_server.h"
+#include "unix_listener.h"
 
 namespace xoauth2::helper {
 namespace {
@@ -143,6 +144,61 @@ TEST(HelperSecretAccess, WorldWritableDirectoryRefused) {
   EXPECT_TRUE(ReadSecretFile(file));
 }
 
+// Every directory up to the root counts, and a link is judged by the
+// directories of the file it points to.
+TEST(HelperSecretAccess, DirectoriesAboveAndLinkTargetsChecked) {
+  TempDir dir;
+  std::string open = dir.path() + "/open";
+  ASSERT_EQ(mkdir(open.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((open + "/sub").c_str(), 0700), 0);
+  std::string deep = dir.Write("open/sub/relay.secret", "s3cr3t\n");
+  std::string link = dir.path() + "/relay.link";
+  ASSERT_EQ(symlink(deep.c_str(), link.c_str()), 0);
+  ASSERT_TRUE(ReadSecretFile(deep));
+  ASSERT_TRUE(ReadSecretFile(link));
+
+  chmod(open.c_str(), 0777);
+  auto read = ReadSecretFile(deep);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error(), deep + " holds a secret but the directory " + open +
+                              " above it has mode 0777 (writable by others, "
+                              "no sticky bit), so any local user could "
+                              "replace it; fix: chmod o-w " +
+                              open);
+  read = ReadSecretFile(link);
+  ASSERT_FALSE(read);
+  EXPECT_TRUE(read.error().starts_with(link + " (a link to " + deep +
+                                       ") holds a secret but the directory " +
+                                       open + " above it has mode 0777"))
+      << read.error();
+
+  chmod(open.c_str(), 01777);
+  EXPECT_TRUE(ReadSecretFile(link));
+}
+
+// A directory on the way that another user owns is refused; run as root
+// the message says how to check as the user the helper runs as.
+TEST(HelperSecretAccess, DirectoryOfAnotherUserRefused) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to give a directory to another user";
+  TempDir dir;
+  std::string theirs = dir.path() + "/theirs";
+  ASSERT_EQ(mkdir(theirs.c_str(), 0755), 0);
+  std::string file = dir.Write("theirs/relay.secret", "s3cr3t\n");
+  ASSERT_EQ(chown(theirs.c_str(), 65534, 65534), 0);
+  auto read = ReadSecretFile(file);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error(),
+            file + " holds a secret but its directory " + theirs +
+                " is owned by nobody (uid 65534), who could replace it; fix: "
+                "chown root " +
+                theirs +
+                " or move the file below directories of root or root; if "
+                "token-helper runs as nobody (token-helper.service runs it "
+                "as xoauth2-relay), check as that user instead: runuser -u "
+                "nobody -- token-helper check");
+}
+
 // A valid configuration with one account; `credential` is its JSON.
 std::string ConfigWith(const std::string& credential) {
   return R"({"socket": "/tmp/x/token.sock", "accounts": [
@@ -256,6 +312,57 @@ TEST(HelperSocketAccess, WorldWritableSocketDirectoryRefused) {
   EXPECT_EQ(sticky.dir_mode(), 01777u);
   EXPECT_EQ(sticky.socket_mode(), 0666u);
   sticky.Stop();
+}
+
+// A socket folder that another user owns: that user could put a socket
+// of their own in place of ours.
+TEST(HelperSocketAccess, SocketDirectoryOfAnotherUserRefused) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to give a directory to another user";
+  TempDir dir;
+  std::string run = dir.path() + "/run";
+  ASSERT_EQ(mkdir(run.c_str(), 0755), 0);
+  ASSERT_EQ(chown(run.c_str(), 65534, 65534), 0);
+  SocketServer refused(ServerOptions{run + "/token.sock", {}}, AlwaysOk);
+  auto started = refused.Start();
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().find("the socket directory " + run +
+                                 " is owned by nobody (uid 65534), who could "
+                                 "replace the socket; fix: chown root " +
+                                 run),
+            std::string::npos)
+      << started.error();
+  EXPECT_EQ(CheckSocketPlace(run + "/token.sock", 0).error(), started.error());
+  EXPECT_TRUE(CheckSocketPlace(run + "/token.sock", 65534));
+}
+
+// What `check` can tell before the helper binds: the folder's risks and
+// a path taken by something that is not a socket; a folder not made yet
+// is no error (the helper makes it).
+TEST(HelperSocketAccess, SocketPlaceCheckedBeforeBinding) {
+  TempDir dir;
+  uid_t me = geteuid();
+  EXPECT_TRUE(CheckSocketPlace(dir.path() + "/token.sock", me));
+  EXPECT_TRUE(CheckSocketPlace(dir.path() + "/later/token.sock", me));
+
+  std::string file = dir.Write("token.sock", "");
+  auto place = CheckSocketPlace(file, me);
+  ASSERT_FALSE(place);
+  EXPECT_EQ(place.error(), file +
+                               " exists and is not a socket; remove it or set "
+                               "another socket path");
+  place = CheckSocketPlace(file + "/token.sock", me);
+  ASSERT_FALSE(place);
+  EXPECT_NE(place.error().find("is not a directory"), std::string::npos);
+
+  std::string run = dir.path() + "/run";
+  ASSERT_EQ(mkdir(run.c_str(), 0700), 0);
+  EXPECT_FALSE(CheckSocketPlace(run + "/", me));  // the folder itself
+  chmod(run.c_str(), 0777);
+  place = CheckSocketPlace(run + "/token.sock", me);
+  ASSERT_FALSE(place);
+  EXPECT_NE(place.error().find("has mode 0777 (writable by others"),
+            std::string::npos);
 }
 
 TEST(HelperDenialLog, FirstRefusalLoggedLaterOnesSummarised) {

@@ -126,7 +126,22 @@ TEST(HelperCli, CheckValidConfig) {
   Outcome outcome = RunHelper({"--config", file, "check"});
   EXPECT_EQ(outcome.exit_code, 0);
   EXPECT_TRUE(outcome.output.starts_with("configuration OK: " + file +
-                                         " (1 accounts)\n"))
+                                         " (1 account)\n"))
+      << outcome.output;
+}
+
+// `check` refuses a socket folder that `run` would refuse.
+TEST(HelperCli, CheckRefusesOpenSocketFolder) {
+  TempDir dir;
+  std::string file = dir.Write("config.json", ValidConfig(dir.path()));
+  std::string run = dir.path() + "/run";
+  ASSERT_EQ(mkdir(run.c_str(), 0700), 0);
+  chmod(run.c_str(), 0777);
+  Outcome outcome = RunHelper({"--config", file, "check"});
+  EXPECT_EQ(outcome.exit_code, 3);
+  EXPECT_NE(outcome.output.find(file + ": socket: the socket directory " + run +
+                                " has mode 0777"),
+            std::string::npos)
       << outcome.output;
 }
 
