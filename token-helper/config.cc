@@ -482,7 +482,7 @@ Status ReadClientSecret(const Where& where, const json& object, Account& out) {
   RETURN_IF_ERROR(ReadPath(where, object, "client_secret_file", file, false));
   if (file.empty())
     return {};
-  auto secret = ReadSecretFile(file);
+  auto secret = ReadSecretValue(file);
   if (!secret)
     return where.Fail("client_secret_file", ": " + secret.error());
   if (IsPlaceholder(secret->Reveal())) {
@@ -618,7 +618,7 @@ Status ReadGrantNeeds(const Where& where, const json& object, ConfigUse use,
                            out.refresh_token_file, true));
   if (use == ConfigUse::kSignIn)
     return {};  // `authorize` is about to write it
-  auto token = ReadSecretFile(out.refresh_token_file);
+  auto token = ReadSecretValue(out.refresh_token_file);
   if (!token) {
     return where.Fail("refresh_token_file",
                       ": " + token.error() +
@@ -1053,11 +1053,11 @@ bool ReadBounded(int fd, std::string& out) {
 std::expected<ConfigFile, std::string> ReadConfigFile(const std::string& path) {
   ConfigFile file;
   file.abs_path = AbsolutePath(path);
-  auto opened = OpenFileAndDirectory(file.abs_path);
+  auto opened =
+      OpenFileAndDirectory(file.abs_path, "create it or pass --config PATH");
   if (!opened) {
     return std::unexpected(
-        file.abs_path + ": cannot read the configuration: " + opened.error() +
-        "; create it or pass --config PATH");
+        file.abs_path + ": cannot read the configuration: " + opened.error());
   }
   file.stats = *opened;
 

@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -251,13 +252,25 @@ std::expected<void, std::string> CheckPrivateFile(const std::string& path,
       (foreign ? CheckAsOwnerHint(file.st_uid, euid) : ""));
 }
 
+std::string OpenFailureText(const std::string& path, int error,
+                            std::string_view missing_fix) {
+  std::string text = "cannot open " + path + ": " + ErrnoText(error);
+  if (error == ENOENT || error == ENOTDIR)
+    return text + "; " + std::string(missing_fix);
+  if (error == EACCES) {
+    return text + "; token-helper runs as " + UserText(geteuid()) +
+           ", who may not read it: give that user read access to it and "
+           "to the folders on its way";
+  }
+  return text;
+}
+
 std::expected<OpenedFile, std::string> OpenFileAndDirectory(
-    const std::string& path) {
+    const std::string& path, std::string_view missing_fix) {
   std::string dir_path = DirectoryOf(path);
   FdGuard dir(open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.get() < 0) {
-    return std::unexpected("cannot open " + path + ": " + ErrnoText(errno));
-  }
+  if (dir.get() < 0)
+    return std::unexpected(OpenFailureText(path, errno, missing_fix));
   OpenedFile opened;
   if (fstat(dir.get(), &opened.dir) != 0) {
     return std::unexpected("cannot stat " + dir_path + ": " + ErrnoText(errno));
@@ -267,9 +280,8 @@ std::expected<OpenedFile, std::string> OpenFileAndDirectory(
   std::string name = std::filesystem::path(path).filename().string();
   opened.fd =
       openat(dir.get(), name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (opened.fd < 0) {
-    return std::unexpected("cannot open " + path + ": " + ErrnoText(errno));
-  }
+  if (opened.fd < 0)
+    return std::unexpected(OpenFailureText(path, errno, missing_fix));
   if (fstat(opened.fd, &opened.file) != 0) {
     int error = errno;
     close(opened.fd);
@@ -281,7 +293,12 @@ std::expected<OpenedFile, std::string> OpenFileAndDirectory(
 std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
                                                   std::size_t limit,
                                                   FileAccess access) {
-  auto opened = OpenFileAndDirectory(path);
+  std::string missing_fix = access == FileAccess::kPrivate
+                                ? "create it (mode 0600, owned by " +
+                                      ChownName(geteuid()) +
+                                      ") or correct the path"
+                                : "create it or correct the path";
+  auto opened = OpenFileAndDirectory(path, missing_fix);
   if (!opened)
     return std::unexpected(opened.error());
   FdGuard fd(opened->fd);
@@ -322,6 +339,23 @@ std::expected<Secret, std::string> ReadSecretFile(const std::string& path,
   OPENSSL_cleanse(buffer, sizeof buffer);
   if (secret.empty())
     return std::unexpected(path + " is empty");
+  return secret;
+}
+
+std::expected<Secret, std::string> ReadSecretValue(const std::string& path) {
+  auto secret = ReadSecretFile(path);
+  if (!secret)
+    return secret;
+  const std::string& value = secret->Reveal();
+  bool one_value = std::none_of(value.begin(), value.end(), [](char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return byte <= ' ' || byte == 0x7f;
+  });
+  if (!one_value) {
+    return std::unexpected(path +
+                           " holds more than one line or word; it must hold "
+                           "the value alone, on one line");
+  }
   return secret;
 }
 

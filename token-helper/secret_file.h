@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <expected>
 #include <string>
+#include <string_view>
 
 #include "secret.h"
 
@@ -98,9 +99,15 @@ struct OpenedFile {
   struct stat dir {};
 };
 
-// Opens `path` read-only as described for OpenedFile.
+// "cannot open PATH: REASON" and the fix: `missing_fix` when the file
+// does not exist, and for a file the helper may not read, who it runs as.
+std::string OpenFailureText(const std::string& path, int error,
+                            std::string_view missing_fix);
+
+// Opens `path` read-only as described for OpenedFile; the error is
+// OpenFailureText's.
 std::expected<OpenedFile, std::string> OpenFileAndDirectory(
-    const std::string& path);
+    const std::string& path, std::string_view missing_fix);
 
 // Reads `path`, trims whitespace at both ends; error if missing, not a
 // regular file, larger than `limit` bytes, empty after trimming, or (for
@@ -108,6 +115,12 @@ std::expected<OpenedFile, std::string> OpenFileAndDirectory(
 std::expected<Secret, std::string> ReadSecretFile(
     const std::string& path, std::size_t limit = kMaxSecretFileBytes,
     FileAccess access = FileAccess::kPrivate);
+
+// ReadSecretFile for a file that holds one value, a client secret or a
+// refresh token: refused when a space, tab, line break or other control
+// character is left inside it after trimming (two values, or one pasted
+// with a line break), which the token endpoint would refuse less clearly.
+std::expected<Secret, std::string> ReadSecretValue(const std::string& path);
 
 // Replaces the content of `path` with `value` and a newline, atomically and
 // durably, leaving the file with mode 0600 (and, when running as root, the

@@ -325,7 +325,7 @@ std::expected<TokenGrant, TokenFailure> CurlTokenFetcher::Fetch(
   // The refresh token is re-read each time: it rotates on disk.
   Secret refresh_token;
   if (account.grant == Grant::kRefreshToken) {
-    auto read = ReadSecretFile(account.refresh_token_file);
+    auto read = ReadSecretValue(account.refresh_token_file);
     if (!read) {
       TokenFailure failure =
           TransportFailure("cannot read the refresh token: " + read.error());

@@ -199,6 +199,46 @@ TEST(HelperSecretAccess, DirectoryOfAnotherUserRefused) {
                 "nobody -- token-helper check");
 }
 
+// A client secret or refresh token file holds one value; two lines (a
+// value pasted with a line break, or two values) are refused without
+// showing either.
+TEST(HelperSecretAccess, ValueFileHoldsOneValue) {
+  TempDir dir;
+  std::string one = dir.Write("one.secret", "  s3cr3t~value\n\n");
+  auto read = ReadSecretValue(one);
+  ASSERT_TRUE(read) << read.error();
+  EXPECT_EQ(read->Reveal(), "s3cr3t~value");
+  for (const char* content : {"s3cr3t\nsecond\n", "s3cr3t second", "a\tb"}) {
+    std::string two = dir.Write("two.secret", content);
+    read = ReadSecretValue(two);
+    ASSERT_FALSE(read) << content;
+    EXPECT_EQ(read.error(), two +
+                                " holds more than one line or word; it must "
+                                "hold the value alone, on one line");
+  }
+}
+
+// A file that cannot be opened is named with the fix that fits why.
+TEST(HelperSecretAccess, OpenFailureNamesTheFix) {
+  TempDir dir;
+  std::string none = dir.path() + "/none.secret";
+  EXPECT_EQ(ReadSecretFile(none).error(),
+            "cannot open " + none +
+                ": No such file or directory; create it (mode 0600, owned "
+                "by " +
+                ChownName(geteuid()) + ") or correct the path");
+  EXPECT_EQ(
+      ReadSecretFile(none, kMaxSecretFileBytes, FileAccess::kPublic).error(),
+      "cannot open " + none +
+          ": No such file or directory; create it or correct the path");
+  EXPECT_EQ(OpenFailureText("/etc/x/relay.secret", EACCES, "unused"),
+            "cannot open /etc/x/relay.secret: Permission denied; "
+            "token-helper runs as " +
+                UserText(geteuid()) +
+                ", who may not read it: give that user read access to it and "
+                "to the folders on its way");
+}
+
 // A valid configuration with one account; `credential` is its JSON.
 std::string ConfigWith(const std::string& credential) {
   return R"({"socket": "/tmp/x/token.sock", "accounts": [
