@@ -270,10 +270,11 @@ std::string SocketServer::Respond(int fd, const PeerCredentials& peer) {
     // Read the request first: closing before the client has written it
     // would meet its write with a broken pipe instead of the reason.
     DrainRequest(fd, options_.overflow_read_timeout);
-    return protocol::FormatResponse(
-        Error(protocol::ErrorCode::kDenied,
-              "uid " + std::to_string(peer.uid) +
-                  " may not ask for tokens; see allowed_users"));
+    return protocol::FormatResponse(Error(
+        protocol::ErrorCode::kDenied,
+        "uid " + std::to_string(peer.uid) +
+            " may not ask for tokens; add the user to allowed_users or one "
+            "of its groups to allowed_groups"));
   }
 
   auto line = ReadRequest(fd, options_.read_timeout);

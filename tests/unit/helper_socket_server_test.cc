@@ -152,8 +152,10 @@ TEST(HelperSocketServer, DeniedPeerIsLoggedWithUidAndPid) {
   auto answer =
       ExchangeLine(options.path, "v1 token relay@example.com\n", kTimeout);
   ASSERT_TRUE(answer);
-  EXPECT_EQ(*answer, "err denied uid " + std::to_string(getuid()) +
-                         " may not ask for tokens; see allowed_users\n");
+  EXPECT_EQ(*answer,
+            "err denied uid " + std::to_string(getuid()) +
+                " may not ask for tokens; add the user to allowed_users or one "
+                "of its groups to allowed_groups\n");
   EXPECT_TRUE(log.Has({"event=peer_denied", "uid=" + std::to_string(getuid()),
                        "pid=" + std::to_string(getpid())}));
   server.Stop();
@@ -302,7 +304,8 @@ std::string TokenLine(const std::string& mailbox) {
 // The global denial line for the test's uid.
 std::string GlobalDenial() {
   return "err denied uid " + std::to_string(getuid()) +
-         " may not ask for tokens; see allowed_users\n";
+         " may not ask for tokens; add the user to allowed_users or one "
+         "of its groups to allowed_groups\n";
 }
 
 // A policy listing only `uid`, root not let in by default.
