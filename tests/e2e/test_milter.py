@@ -188,9 +188,11 @@ class SenderGuardTest(MilterTestCase):
             + CONFIG_TAIL)), self.diagnostics())
         client.quit()
         self.assertNothingRelayed()
+        # Postfix's `_` macro names the client ("unknown [127.0.0.1]").
         self.assertRegex(self.milter.log(),
                          r"level=warn event=sender_refused stage=mail_from "
-                         rf"address={re.escape(FOREIGN)} ")
+                         rf"address={re.escape(FOREIGN)} "
+                         r'client="[^"]*\[127\.0\.0\.1\]" ')
 
     def test_foreign_from_header_refused_at_end_of_data(self) -> None:
         """F17: the envelope passes, the From header is refused."""
