@@ -70,11 +70,15 @@ std::string SendAsField(const Account& account) {
 }
 
 // The sender guard's line of `check`, and a warning (not a failure) when
-// the milter could not create its socket because the folder is missing.
+// the milter could not create its socket because the folder is missing;
+// none when it is the token socket's folder, which `run` and both units
+// create.
 void PrintSenderGuard(const Config& config) {
   const std::string& socket = config.sender_guard.socket;
   std::cout << "sender guard: socket=" << socket << "\n";
   std::string dir = socket.substr(0, socket.rfind('/') + 1);
+  if (dir == config.socket.substr(0, config.socket.rfind('/') + 1))
+    return;
   struct stat info {};
   bool missing = stat(dir.c_str(), &info) == 0
                      ? !S_ISDIR(info.st_mode)

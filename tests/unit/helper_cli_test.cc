@@ -221,6 +221,15 @@ TEST(HelperCli, CheckShowsSenderGuard) {
       << ok.output;
   EXPECT_EQ(ok.output.find("warning"), std::string::npos) << ok.output;
   EXPECT_EQ(warned.exit_code, 0) << warned.output;
+
+  // Beside a token socket whose folder is missing too: `run` makes it.
+  std::string beside = dir.path() + "/missing/token.sock";
+  std::string text = config(missing);
+  text.replace(text.find(dir.path() + "/token.sock"),
+               (dir.path() + "/token.sock").size(), beside);
+  Outcome quiet = RunHelper({"-c", dir.Write("beside.json", text), "check"});
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.output;
+  EXPECT_EQ(quiet.output.find("warning"), std::string::npos) << quiet.output;
   EXPECT_NE(warned.output.find("warning: " + dir.path() +
                                "/missing.json: sender_guard.socket is " +
                                missing + ", but its folder " + dir.path() +
