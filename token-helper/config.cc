@@ -4,6 +4,10 @@
 // and returns the operator-facing message for the first problem; the
 // message always starts with the configuration file's absolute path.
 // nlohmann::json exceptions are caught here and never leave this file.
+//
+// The file may hold secrets (an inline client_secret, a proxy password),
+// so no message quotes its text: a syntax error names the line, column
+// and a fix but drops what nlohmann quotes from the file ("last read").
 
 #include "config.h"
 
@@ -840,21 +844,117 @@ Status ReadSettings(const Where& where, const json& root, Config& out) {
   return ReadLogLevel(where, root, out.log_level);
 }
 
-// The text of a parse_error after nlohmann's "... column N: " preamble.
-std::string SyntaxDetail(const std::string& what) {
-  std::string detail = what;
+// What nlohmann::json names as expected after a token; of the text that
+// follows its "last read" quote, only these words are repeated.
+constexpr std::string_view kExpectedTokens[] = {
+    "true literal",
+    "false literal",
+    "null literal",
+    "string literal",
+    "number literal",
+    "'['",
+    "'{'",
+    "']'",
+    "'}'",
+    "':'",
+    "','",
+    "end of input",
+    "'[', '{', or a literal",
+};
+
+// A fix for a syntax error, chosen by the words of nlohmann's message.
+struct SyntaxHint {
+  std::string_view words;
+  std::string_view fix;
+};
+
+constexpr std::string_view kCloseQuote =
+    "is a closing quote missing? a string ends on the line it starts";
+constexpr std::string_view kEscape =
+    "a backslash in a string starts an escape such as \\n or \\u0041; "
+    "write \\\\ for a backslash itself";
+constexpr std::string_view kComma = "is a comma missing before this point?";
+
+constexpr SyntaxHint kSyntaxHints[] = {
+    {"missing closing quote", kCloseQuote},
+    {"U+000A", kCloseQuote},
+    {"U+000D", kCloseQuote},
+    {"control character", "write the character as the escape named"},
+    {"backslash", kEscape},
+    {"'\\u'", kEscape},
+    {"surrogate", kEscape},
+    {"UTF-8", "save the file as UTF-8"},
+    {"BOM", "save the file as UTF-8"},
+    {"invalid literal",
+     "put text in double quotes; true, false and null are lower case"},
+    {"invalid number",
+     "write a number as digits, such as 30, or put text in double quotes"},
+    {"invalid comment", "close a /* comment with */, or use // instead"},
+    {"end of input", "is a closing quote, } or ] missing?"},
+    {"unexpected '}'", "is there a comma after the last entry?"},
+    {"unexpected ']'", "is there a comma after the last entry?"},
+    {"expected '}'", kComma},
+    {"expected ']'", kComma},
+    {"expected ':'", "is the colon after a key missing?"},
+};
+
+// The fix suggested for nlohmann's `problem` text.
+std::string_view SyntaxFix(std::string_view problem) {
+  for (const SyntaxHint& hint : kSyntaxHints) {
+    if (problem.find(hint.words) != std::string_view::npos)
+      return hint.fix;
+  }
+  return "compare this point with the shipped example configuration";
+}
+
+// What a parse_error says went wrong, in nlohmann's own words but without
+// any of the file's text, followed by a fix in parentheses. nlohmann
+// quotes the bytes it last read ("; last read: '...'"), which may be an
+// inline secret or a proxy password: everything from there on is dropped
+// but for a known "; expected ..." at the very end.
+std::string SyntaxProblem(std::string_view what) {
+  std::string_view detail = what;
   std::size_t column = detail.find(", column ");
   std::size_t colon =
-      column == std::string::npos ? column : detail.find(": ", column);
-  if (colon != std::string::npos)
-    detail = detail.substr(colon + 2);
+      column == std::string_view::npos ? column : detail.find(": ", column);
+  if (colon != std::string_view::npos)
+    detail.remove_prefix(colon + 2);
   if (detail.starts_with("syntax error "))
-    detail = detail.substr(13);
-  if (detail.find("expected '}'") != std::string::npos ||
-      detail.find("expected ']'") != std::string::npos) {
-    detail += " (is a comma missing before this point?)";
+    detail.remove_prefix(13);
+
+  std::string problem(detail.substr(0, detail.find("; last read: ")));
+  if (problem.size() < detail.size()) {
+    for (std::string_view token : kExpectedTokens) {
+      std::string tail = "; expected " + std::string(token);
+      if (what.ends_with(tail)) {
+        problem += tail;
+        break;
+      }
+    }
   }
-  return detail;
+  return problem + " (" + std::string(SyntaxFix(problem)) + ")";
+}
+
+// Parses the configuration's JSON, comments allowed. A message names the
+// file and, where nlohmann tells it, the line and column, never a byte of
+// the file.
+std::expected<json, std::string> ParseJson(std::string_view text,
+                                           const std::string& abs_path) {
+  try {
+    return json::parse(text, nullptr, true, true);
+  } catch (const json::parse_error& error) {
+    return std::unexpected(SyntaxErrorPosition(text, error.byte, abs_path) +
+                           ": syntax error: " + SyntaxProblem(error.what()));
+  } catch (const json::out_of_range&) {
+    // Only a number beyond a double's range; nlohmann gives no position.
+    return std::unexpected(abs_path +
+                           ": syntax error: a number is too large to read "
+                           "(write whole numbers such as 30)");
+  } catch (const std::exception&) {
+    return std::unexpected(abs_path +
+                           ": cannot parse: the JSON reader failed (out of "
+                           "memory?)");
+  }
 }
 
 }  // namespace
@@ -967,15 +1067,10 @@ std::string SyntaxErrorPosition(std::string_view text, std::size_t byte,
 // ParseConfig's work; its messages may quote values byte for byte.
 static std::expected<Config, std::string> ParseConfigQuoting(
     std::string_view text, const std::string& abs_path, ConfigUse use) {
-  json root;
-  try {
-    root = json::parse(text, nullptr, true, true);
-  } catch (const json::parse_error& error) {
-    return std::unexpected(SyntaxErrorPosition(text, error.byte, abs_path) +
-                           ": syntax error: " + SyntaxDetail(error.what()));
-  } catch (const std::exception& error) {
-    return std::unexpected(abs_path + ": cannot parse: " + error.what());
-  }
+  auto parsed = ParseJson(text, abs_path);
+  if (!parsed)
+    return std::unexpected(parsed.error());
+  const json& root = *parsed;
 
   try {
     if (!root.is_object()) {
@@ -1123,16 +1218,10 @@ std::expected<std::string, std::string> LoadSocketPath(
   auto file = ReadConfigFile(path);
   if (!file)
     return std::unexpected(file.error());
-  json root;
-  try {
-    root = json::parse(file->text, nullptr, true, true);
-  } catch (const json::parse_error& error) {
-    return std::unexpected(
-        SyntaxErrorPosition(file->text, error.byte, file->abs_path) +
-        ": syntax error: " + SyntaxDetail(error.what()));
-  } catch (const std::exception& error) {
-    return std::unexpected(file->abs_path + ": cannot parse: " + error.what());
-  }
+  auto parsed = ParseJson(file->text, file->abs_path);
+  if (!parsed)
+    return std::unexpected(parsed.error());
+  const json& root = *parsed;
   if (!root.is_object()) {
     return std::unexpected(file->abs_path +
                            ": the top level must be a JSON object ({ ... })");

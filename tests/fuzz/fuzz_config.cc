@@ -21,6 +21,10 @@
 // - an error starts with the absolute path of the configuration file
 //   (every configuration message names it) and is printable ASCII, so no
 //   value quoted in it can forge a second log line;
+// - a syntax error ("PATH[:LINE:COLUMN]: syntax error: ...") quotes none
+//   of the input: it never holds nlohmann's "last read: '...'", which
+//   could show an inline secret (other messages may quote values of
+//   non-secret keys, which may hold those words);
 // - a configuration that loads has the path, at least one account, and
 //   accounts with valid mailboxes, names, scopes and https token URLs
 //   built from their authority and tenant.
@@ -140,6 +144,15 @@ void CheckConfig(const Config& config) {
   }
 }
 
+// True for "PATH: syntax error: " or "PATH:LINE:COLUMN: syntax error: ".
+bool IsSyntaxError(std::string_view error) {
+  std::string_view rest = error.substr(std::strlen(kConfigPath));
+  std::size_t digits = rest.find_first_not_of(":0123456789");
+  return digits != std::string_view::npos &&
+         rest.substr(digits).starts_with(" syntax error: ") &&
+         rest.substr(0, digits).ends_with(":");
+}
+
 // Checks one parse with `use`.
 void CheckOne(std::string_view text, ConfigUse use) {
   auto config = ParseConfig(text, kConfigPath, use);
@@ -150,6 +163,8 @@ void CheckOne(std::string_view text, ConfigUse use) {
   const std::string& error = config.error();
   FUZZ_CHECK(error.starts_with(kConfigPath));
   FUZZ_CHECK(xoauth2::fuzz::IsPrintable(error));
+  if (IsSyntaxError(error))
+    FUZZ_CHECK(error.find("last read") == std::string::npos);
 }
 
 }  // namespace

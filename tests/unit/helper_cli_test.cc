@@ -358,6 +358,29 @@ TEST(HelperCli, F03MissingCommaRefusedWithPosition) {
       << run.output;
 }
 
+// An inline secret whose closing quote is missing: `check` and `run`
+// name the place and the fix but print none of the file's text.
+TEST(HelperCli, SyntaxErrorQuotesNoSecret) {
+  TempDir dir;
+  std::string text = ValidConfig(dir.path());
+  text.replace(text.find(R"("client_secret": "x")"),
+               std::string(R"("client_secret": "x")").size(),
+               "\"client_secret\": \"Xy7~Q8.abc+/=def_SECRET\n");
+  std::string file = dir.Write("config.json", text);
+
+  for (const char* command : {"check", "run"}) {
+    Outcome outcome = RunHelper({"--config", file, command});
+    EXPECT_EQ(outcome.exit_code, 3) << outcome.output;
+    EXPECT_NE(outcome.output.find(file + ":6:"), std::string::npos)
+        << outcome.output;
+    EXPECT_NE(outcome.output.find("closing quote"), std::string::npos)
+        << outcome.output;
+    EXPECT_EQ(outcome.output.find("SECRET"), std::string::npos)
+        << outcome.output;
+    EXPECT_EQ(outcome.output.find("Xy7"), std::string::npos) << outcome.output;
+  }
+}
+
 TEST(HelperCli, RunStopsOnSigtermAndRemovesSocket) {
   TempDir dir;
   std::string file = dir.Write("config.json", ValidConfig(dir.path()));

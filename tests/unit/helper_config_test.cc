@@ -329,6 +329,81 @@ INSTANTIATE_TEST_SUITE_P(
                       SyntaxCase{"Empty", "", "1:1"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
+// A syntax error names the file, line, column and a fix, but never quotes
+// the file: nlohmann's "last read: '...'" would show what follows an open
+// quote, an inline client secret or a proxy password.
+struct QuietSyntaxCase {
+  const char* name;
+  std::string text;
+  std::string position;  // "line:column", or "" when none can be given
+  std::string hint;      // part of the fix suggested
+};
+
+// Every fragment of the values planted in the cases below.
+constexpr const char* kPlanted[] = {"Xy7", "SECRET", "PXSECRET", "99999"};
+
+class HelperConfigSyntaxQuotesNothing
+    : public ::testing::TestWithParam<QuietSyntaxCase> {};
+
+TEST_P(HelperConfigSyntaxQuotesNothing, NamesPlaceNotContent) {
+  const QuietSyntaxCase& c = GetParam();
+  TempDir dir;
+  std::string file = dir.Write("config.json", c.text);
+  std::string where = file + ":" + c.position + (c.position.empty() ? "" : ":");
+  auto parsed = ParseConfig(c.text, file);
+  auto loaded = LoadConfig(file);
+  auto socket = LoadSocketPath(file);
+  ASSERT_FALSE(parsed);
+  ASSERT_FALSE(loaded);
+  ASSERT_FALSE(socket);
+  for (const std::string& message :
+       {parsed.error(), loaded.error(), socket.error()}) {
+    EXPECT_TRUE(message.starts_with(where + " syntax error: ")) << message;
+    EXPECT_NE(message.find(c.hint), std::string::npos) << message;
+    EXPECT_EQ(message.find("last read"), std::string::npos) << message;
+    for (const char* planted : kPlanted)
+      EXPECT_EQ(message.find(planted), std::string::npos) << message;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperConfigSyntaxQuotesNothing,
+    ::testing::Values(
+        QuietSyntaxCase{"SecretWithoutClosingQuote",
+                        "{\"accounts\": [{\n"
+                        "  \"client_secret\": \"Xy7~Q8.abc+/=def_SECRET\n"
+                        "}]}\n",
+                        "2:44", "closing quote"},
+        QuietSyntaxCase{"SecretWithBadEscape",
+                        "{\"accounts\": [{\n"
+                        "  \"client_secret\": \"Xy7~Q8.a\\qbc_SECRET\"\n"
+                        "}]}\n",
+                        "2:30", "backslash"},
+        QuietSyntaxCase{"SecretWithShortUnicodeEscape",
+                        "{\"client_secret\": \"Xy7\\u12SECRET\"}", "1:24",
+                        "backslash"},
+        QuietSyntaxCase{"ProxyWithoutClosingQuote",
+                        "{\n"
+                        "  \"proxy\": \"http://u:PXSECRET@127.0.0.1:3128,\n"
+                        "  \"accounts\": []\n"
+                        "}\n",
+                        "2:46", "closing quote"},
+        QuietSyntaxCase{"KeyWithoutClosingQuote", "{\"Xy7SECRET\n: 1}", "1:12",
+                        "closing quote"},
+        QuietSyntaxCase{"SecretUnquoted", "{\"client_secret\": Xy7SECRET}",
+                        "1:19", "double quotes"},
+        QuietSyntaxCase{"SecretAfterMinus", "{\"client_secret\": -Xy7SECRET}",
+                        "1:19", "digits"},
+        QuietSyntaxCase{"SecretWithBadUtf8",
+                        "{\"client_secret\": \"Xy7\xff_SECRET\"}", "1:23",
+                        "UTF-8"},
+        QuietSyntaxCase{"SecretInOpenComment",
+                        "{\"accounts\": []} /* Xy7SECRET", "1:21", "*/"},
+        QuietSyntaxCase{"NumberTooLarge",
+                        "{\"refresh_margin_seconds\": 1e99999}", "",
+                        "too large"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
 TEST(HelperConfig, LoadMakesPathAbsolute) {
   TempDir dir;
   std::string file = dir.Write("config.json", ConfigJson(AccountJson()));
