@@ -7,7 +7,9 @@
 //
 // The file may hold secrets (an inline client_secret, a proxy password),
 // so no message quotes its text: a syntax error names the line, column
-// and a fix but drops what nlohmann quotes from the file ("last read").
+// and a fix but drops what nlohmann quotes from the file ("last read"),
+// and the value of a key that may hold a secret (MayHoldSecret) is never
+// shown. Values of other keys are quoted to help find them.
 
 #include "config.h"
 
@@ -182,13 +184,18 @@ bool IsPlaceholder(std::string_view value) {
          value == kZeroGuid;
 }
 
+// Keys whose value is or may contain a secret: no message quotes it.
+bool MayHoldSecret(std::string_view key) {
+  return key == "client_secret" || key == "proxy";
+}
+
 // Refuses a value left over from the shipped examples, by field name.
 Status CheckPlaceholder(const Where& where, std::string_view key,
                         std::string_view value) {
   if (!IsPlaceholder(value))
     return {};
   std::string shown =
-      key == "client_secret" ? std::string() : " " + std::string(value);
+      MayHoldSecret(key) ? std::string() : " " + std::string(value);
   return where.Fail(key, "is still the example placeholder" + shown + "; " +
                              std::string(PlaceholderFix(key)));
 }

@@ -206,6 +206,10 @@ std::vector<BadCase> BadCases() {
                       "grant": "client_credentials", "client_secret": "x"})"),
        {"accounts[0].client_id is still the example placeholder "
         "00000000-0000-0000-0000-000000000000"}},
+      {"PlaceholderProxyNotEchoed",
+       ConfigJson(AccountJson(),
+                  R"("proxy": "http://REPLACE-WITH-USER:Pw-SECRET@p:3128",)"),
+       {"proxy is still the example placeholder;"}},
       {"PlaceholderSecretNotEchoed",
        ConfigJson(R"({"mailbox": "a@b", "tenant": "t", "client_id": "c",
                       "grant": "client_credentials",
@@ -273,6 +277,7 @@ TEST_P(HelperConfigBad, NamesPathAndField) {
         << "message: " << config.error() << "\nmissing: " << part;
   }
   EXPECT_EQ(config.error().find("s3cr~t"), std::string::npos);
+  EXPECT_EQ(config.error().find("Pw-SECRET"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, HelperConfigBad,
