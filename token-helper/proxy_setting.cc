@@ -7,6 +7,7 @@
 #include "proxy_setting.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include <memory>
 
@@ -29,6 +30,27 @@ bool HasPart(CURLU* url, CURLUPart part) {
                  std::string_view(value) != "";
   curl_free(value);
   return present;
+}
+
+// Where the password of a proxy URL's user information lies: [start, end).
+struct PasswordSpan {
+  std::size_t start;
+  std::size_t end;
+};
+
+// The password's place in `url`, or nullopt when it has none. The user
+// information ends at the last '@'; hiding too much in an odd URL is
+// better than showing a password.
+std::optional<PasswordSpan> FindPassword(std::string_view url) {
+  std::size_t scheme_end = url.find("://");
+  std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  std::size_t at = url.rfind('@');
+  if (at == std::string_view::npos || at < start)
+    return std::nullopt;
+  std::size_t colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at)
+    return std::nullopt;
+  return PasswordSpan{colon + 1, at};
 }
 
 // "the proxy URL" for the setting, or the environment's proxy.
@@ -98,18 +120,34 @@ std::expected<void, std::string> CheckProxySetting(std::string_view url) {
 }
 
 std::string ProxyForLog(std::string_view url) {
-  // The user information ends at the last '@'; hiding too much in an odd
-  // URL is better than showing a password.
-  std::size_t scheme_end = url.find("://");
-  std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-  std::size_t at = url.rfind('@');
-  if (at == std::string_view::npos || at < start)
+  std::optional<PasswordSpan> span = FindPassword(url);
+  if (!span)
     return std::string(url);
-  std::size_t colon = url.find(':', start);
-  if (colon == std::string_view::npos || colon > at)
-    return std::string(url);
-  return std::string(url.substr(0, colon + 1)) + "***" +
-         std::string(url.substr(at));
+  return std::string(url.substr(0, span->start)) + "***" +
+         std::string(url.substr(span->end));
+}
+
+std::vector<Secret> ProxyPasswords(std::string_view url) {
+  std::optional<PasswordSpan> span = FindPassword(url);
+  if (!span || span->start == span->end)
+    return {};
+  std::vector<Secret> passwords;
+  passwords.emplace_back(
+      std::string(url.substr(span->start, span->end - span->start)));
+
+  // libcurl decodes %XX in the URL before it sends the password.
+  const std::string& written = passwords.front().Reveal();
+  int length = 0;
+  char* decoded = curl_easy_unescape(nullptr, written.data(),
+                                     static_cast<int>(written.size()), &length);
+  if (decoded != nullptr) {
+    Secret plain{std::string(decoded, static_cast<std::size_t>(length))};
+    OPENSSL_cleanse(decoded, static_cast<std::size_t>(length));
+    curl_free(decoded);
+    if (!(plain == passwords.front()))
+      passwords.push_back(std::move(plain));
+  }
+  return passwords;
 }
 
 std::optional<std::string> ProxyFailureMessage(const ProxyFailureFacts& facts) {

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // The "proxy" setting: what `check` accepts, how the proxy is named in a
-// message (its password hidden), and the words for a token request that
-// failed at the proxy (RFC 9110 section 9.3.6, CONNECT; RFC 9110 section
-// 11.7.1, 407 Proxy Authentication Required).
+// message (its password hidden), its password for masking answers, and
+// the words for a token request that failed at the proxy (RFC 9110
+// section 9.3.6, CONNECT; RFC 9110 section 11.7.1, 407 Proxy
+// Authentication Required).
 //
 // Policy (also in token-helper(8) and README): with "proxy" set, every
 // token request goes through that proxy and the environment's https_proxy,
@@ -25,6 +26,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "secret.h"
 
 namespace xoauth2::helper {
 
@@ -36,6 +40,11 @@ std::expected<void, std::string> CheckProxySetting(std::string_view url);
 // `url` with the password of its user information replaced by "***"
 // ("http://user:***@proxy:3128"); unchanged when it has none.
 std::string ProxyForLog(std::string_view url);
+
+// The password ProxyForLog hides, as written and percent-decoded as
+// libcurl sends it (one entry when both are the same); empty when `url`
+// has none. For masking what a peer answers (SecretMask).
+std::vector<Secret> ProxyPasswords(std::string_view url);
 
 // What the transport saw of a token request that failed.
 struct ProxyFailureFacts {

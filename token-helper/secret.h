@@ -12,6 +12,14 @@
 //
 // Secret owns its bytes and wipes them (OPENSSL_cleanse) when destroyed or
 // overwritten. It does not lock memory or guard against core dumps.
+//
+// SecretMask: the secrets one request sent (client secret, refresh token,
+// client assertion, device code, proxy password) and the access token
+// held, so that whatever the other side answers can be kept and logged
+// without them. It masks each value raw and in the percent-encoded forms
+// a form body carries (RFC 3986 unreserved characters kept, hex digits in
+// either case, a space also as '+'). Not thread-safe; values are kept as
+// Secrets. It cannot find a fragment of a value (a token cut short).
 
 #ifndef XOAUTH2_TOKEN_HELPER_SECRET_H
 #define XOAUTH2_TOKEN_HELPER_SECRET_H
@@ -19,6 +27,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace xoauth2::helper {
 
@@ -55,6 +64,34 @@ std::ostream& operator<<(std::ostream& out, const Secret& secret);
 // "sha256:" followed by the first 12 lowercase hex digits of the SHA-256 of
 // `token`: enough to tell tokens apart in logs, useless to an attacker.
 std::string ShortHash(std::string_view token);
+
+class SecretMask {
+ public:
+  // Masks `secret` (a password or client secret; nothing when empty) with
+  // kRedacted: no hash, as a short password could be guessed from one.
+  void AddSecret(std::string_view secret);
+
+  // Masks `token` (nothing when empty) with "<redacted sha256:...>", its
+  // ShortHash, so that a log still tells which token came back.
+  void AddToken(std::string_view token);
+
+  // Masks what `other` masks, too.
+  void Merge(const SecretMask& other);
+
+  // `text` with every masked value replaced, the longest one first where
+  // several start at the same place.
+  std::string Apply(std::string_view text) const;
+
+ private:
+  struct Entry {
+    Secret value;
+    std::string shown;
+  };
+
+  void AddForms(std::string_view value, const std::string& shown);
+
+  std::vector<Entry> entries_;
+};
 
 }  // namespace xoauth2::helper
 

@@ -4,7 +4,8 @@
 // advice for refused grants (SignInAdvice in token_endpoint.h):
 // - which "proxy" values `check` accepts, and that a refused one is
 //   named without its password (table-driven, and through ParseConfig);
-// - ProxyForLog hiding the password, byte for byte;
+// - ProxyForLog hiding the password, byte for byte, and ProxyPasswords
+//   giving that password as written and percent-decoded;
 // - the exact words for proxy failures (refused connection, 407, other
 //   CONNECT answers, the environment's proxy) and nullopt otherwise;
 // - PostForm against sockets that are bound but not listening (so every
@@ -119,6 +120,26 @@ TEST(HelperProxy, ProxyForLogHidesOnlyThePassword) {
            {"http://u:@proxy", "http://u:***@proxy"},
            {"", ""}}) {
     EXPECT_EQ(ProxyForLog(c.url), c.shown) << c.url;
+  }
+}
+
+TEST(HelperProxy, ProxyPasswordsAsWrittenAndDecoded) {
+  struct Case {
+    std::string_view url;
+    std::vector<std::string> passwords;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"http://proxy:3128", {}},
+           {"http://user@proxy:3128", {}},
+           {"http://u:@proxy", {}},
+           {"http://user:pw@proxy:3128", {"pw"}},
+           {"http://u:p@ss@proxy:3128/", {"p@ss"}},
+           {"http://u:pr%2Fxy%40z@proxy:3128", {"pr%2Fxy%40z", "pr/xy@z"}},
+           {"", {}}}) {
+    std::vector<std::string> found;
+    for (const Secret& password : ProxyPasswords(c.url))
+      found.push_back(password.Reveal());
+    EXPECT_EQ(found, c.passwords) << c.url;
   }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// Unit tests of Secret masking, ShortHash and the log line format: a
-// formatted Secret shows only the mask, log values are quoted when needed,
+// Unit tests of Secret masking, ShortHash, SecretMask and the log line
+// format: a formatted Secret shows only the mask, SecretMask hides a value
+// raw and percent-encoded in any text, log values are quoted when needed,
 // and a Secret cannot be passed as a log field.
 
 #include <gtest/gtest.h>
@@ -39,6 +40,52 @@ TEST(HelperSecret, ShortHashIsSha256Prefix) {
   // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223...
   EXPECT_EQ(ShortHash("abc"), "sha256:ba7816bf8f01");
   EXPECT_EQ(ShortHash(""), "sha256:e3b0c44298fc");
+}
+
+struct MaskCase {
+  const char* name;
+  std::string text;
+  std::string masked;
+};
+
+// Masks the secret "Xy7~Q8+/=a b" and the token "0.AR-tok/en".
+class HelperSecretMask : public ::testing::TestWithParam<MaskCase> {};
+
+TEST_P(HelperSecretMask, ReplacesEveryForm) {
+  SecretMask mask;
+  mask.AddSecret("Xy7~Q8+/=a b");
+  mask.AddToken("0.AR-tok/en");
+  mask.AddSecret("");
+  mask.AddToken("");
+  EXPECT_EQ(mask.Apply(GetParam().text), GetParam().masked);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HelperSecretMask,
+    ::testing::Values(
+        MaskCase{"Nothing", "AADSTS7000215: Invalid client secret.",
+                 "AADSTS7000215: Invalid client secret."},
+        MaskCase{"Empty", "", ""},
+        MaskCase{"Raw", "got 'Xy7~Q8+/=a b'.", "got '<redacted>'."},
+        MaskCase{"PercentUpper", "client_secret=Xy7~Q8%2B%2F%3Da%20b&x",
+                 "client_secret=<redacted>&x"},
+        MaskCase{"PercentLower", "Xy7~Q8%2b%2f%3da%20b", "<redacted>"},
+        MaskCase{"FormPlus", "Xy7~Q8%2B%2F%3Da+b", "<redacted>"},
+        MaskCase{
+            "TwiceAndToken", "Xy7~Q8+/=a bXy7~Q8+/=a b 0.AR-tok%2Fen",
+            "<redacted><redacted> <redacted " + ShortHash("0.AR-tok/en") + ">"},
+        MaskCase{"Prefix", "Xy7~Q8+/=a", "Xy7~Q8+/=a"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// Where one value starts another, the longer is masked whole.
+TEST(HelperSecretMask, LongestValueWins) {
+  SecretMask inner;
+  inner.AddSecret("pass");
+  SecretMask mask;
+  mask.AddSecret("password1");
+  mask.Merge(inner);
+  EXPECT_EQ(mask.Apply("password1 pass password"),
+            "<redacted> <redacted> <redacted>word");
 }
 
 struct LogCase {
