@@ -73,11 +73,12 @@ std::string Shown(std::string text) {
 }
 
 // The sentence for a devicecode answer that is not a code.
-std::string DeviceCodeRefused(const HttpReply& reply) {
+std::string DeviceCodeRefused(const HttpReply& reply, const SecretMask& sent) {
   std::string cause = "HTTP " + std::to_string(reply.status);
   if (reply.status != 200) {
     auto parsed = ParseTokenResponse(
-        HttpAnswer{reply.status, reply.body.Reveal(), reply.retry_after}, "");
+        HttpAnswer{reply.status, reply.body.Reveal(), reply.retry_after}, "",
+        sent);
     if (!parsed && !parsed.error().error.empty())
       cause += ", " + parsed.error().error;
     if (!parsed && !parsed.error().description.empty())
@@ -150,31 +151,32 @@ void SystemFlowClock::SleepFor(std::chrono::seconds duration) {
 }
 
 std::expected<DeviceAuthorization, std::string> ParseDeviceAuthorization(
-    const HttpReply& reply) {
+    const HttpReply& reply, const SecretMask& sent) {
   if (reply.status != 200)
-    return std::unexpected(DeviceCodeRefused(reply));
+    return std::unexpected(DeviceCodeRefused(reply, sent));
   try {
     json body = json::parse(reply.body.Reveal());
     if (!body.is_object())
-      return std::unexpected(DeviceCodeRefused(reply));
+      return std::unexpected(DeviceCodeRefused(reply, sent));
     return ReadAuthorization(body);
   } catch (const std::exception&) {
-    return std::unexpected(DeviceCodeRefused(reply));
+    return std::unexpected(DeviceCodeRefused(reply, sent));
   }
 }
 
-std::expected<Secret, std::string> BuildDeviceCodeRequestBody(
+std::expected<FormBody, std::string> BuildDeviceCodeRequestBody(
     const Account& account) {
   FormField fields[] = {{"client_id", account.client_id},
                         {"scope", account.scope}};
   return EncodeForm(fields);
 }
 
-std::expected<Secret, std::string> BuildDevicePollBody(
+std::expected<FormBody, std::string> BuildDevicePollBody(
     const Account& account, const Secret& device_code) {
-  std::vector<FormField> fields = {{"grant_type", kDeviceCodeGrantType},
-                                   {"client_id", account.client_id},
-                                   {"device_code", device_code.Reveal()}};
+  std::vector<FormField> fields = {
+      {"grant_type", kDeviceCodeGrantType},
+      {"client_id", account.client_id},
+      {"device_code", device_code.Reveal(), FieldMask::kToken}};
   Secret assertion;
   auto added =
       AddClientAuthentication(account, std::time(nullptr), fields, assertion);
@@ -193,10 +195,12 @@ std::string SignInInstructions(const DeviceAuthorization& authorization) {
 
 DevicePoller::DevicePoller(const Account& account,
                            const DeviceAuthorization& auth, FormPoster poster,
-                           FlowClock& clock, std::ostream& notes)
+                           const SecretMask& transport, FlowClock& clock,
+                           std::ostream& notes)
     : account_(account),
       auth_(auth),
       poster_(std::move(poster)),
+      transport_(transport),
       clock_(clock),
       notes_(notes),
       deadline_(clock.Now() + std::chrono::seconds(auth.expires_in)),
@@ -248,13 +252,15 @@ DevicePoller::State DevicePoller::Poll() {
   auto body = BuildDevicePollBody(account_, auth_.device_code);
   if (!body)
     return Fail("cannot build the poll request: " + body.error());
-  auto reply = poster_(account_.TokenUrl(), *body);
+  auto reply = poster_(account_.TokenUrl(), body->text);
   if (!reply)
     return OnFailure(reply.error());
 
+  SecretMask sent = transport_;
+  sent.Merge(body->sent);
   auto grant = ParseTokenResponse(
       HttpAnswer{reply->status, reply->body.Reveal(), reply->retry_after},
-      account_.tenant);
+      account_.tenant, sent);
   if (!grant)
     return OnFailure(grant.error());
   if (grant->refresh_token.empty()) {
@@ -303,8 +309,9 @@ DevicePoller::State DevicePoller::Fail(std::string reason) {
 }
 
 std::expected<SignInResult, std::string> AuthorizeAccount(
-    const Account& account, const FormPoster& poster, FlowClock& clock,
-    std::ostream& out, std::ostream& notes) {
+    const Account& account, const FormPoster& poster,
+    const SecretMask& transport, FlowClock& clock, std::ostream& out,
+    std::ostream& notes) {
   auto storable = CheckStorable(account);
   if (!storable)
     return std::unexpected(storable.error());
@@ -313,10 +320,12 @@ std::expected<SignInResult, std::string> AuthorizeAccount(
   auto body = BuildDeviceCodeRequestBody(account);
   if (!body)
     return std::unexpected(body.error());
-  auto reply = poster(account.DeviceCodeUrl(), *body);
+  auto reply = poster(account.DeviceCodeUrl(), body->text);
   if (!reply)
     return std::unexpected(reply.error().message);
-  auto auth = ParseDeviceAuthorization(*reply);
+  SecretMask sent = transport;
+  sent.Merge(body->sent);
+  auto auth = ParseDeviceAuthorization(*reply, sent);
   if (!auth)
     return std::unexpected(auth.error());
   out << SignInInstructions(*auth) << "\n"
@@ -324,7 +333,7 @@ std::expected<SignInResult, std::string> AuthorizeAccount(
       << " s; waiting..." << std::endl;
 
   // Poll, then put the refresh token on disk before saying anything else.
-  DevicePoller poller(account, *auth, poster, clock, notes);
+  DevicePoller poller(account, *auth, poster, transport, clock, notes);
   auto grant = poller.Run();
   if (!grant)
     return std::unexpected(grant.error());

@@ -6,9 +6,12 @@
 //
 // Main types: DeviceAuthorization (the devicecode endpoint's answer),
 // DevicePoller (the polling state machine: Waiting -> Polling -> Waiting
-// ... -> Succeeded or Failed, one function per state), FlowClock (time
-// and sleeping, injected so that tests never wait) and FormPoster (one
-// HTTPS form POST, PostForm() in production, a script in tests).
+// ... -> Succeeded or Failed, one function per state) and FlowClock (time
+// and sleeping, injected so that tests never wait); posts go through a
+// FormPoster (token_endpoint.h: PostForm() in production, a script in
+// tests). What a poll sends (device code, client secret or assertion) and
+// what the poster sends besides (`transport`, the proxy password) are
+// masked in the endpoint's answers (SecretMask).
 // AuthorizeAccount() runs the whole flow and stores the refresh token with
 // WriteSecretFileAtomically() (mode 0600).
 //
@@ -47,10 +50,6 @@ namespace xoauth2::helper {
 inline constexpr std::string_view kDeviceCodeGrantType =
     "urn:ietf:params:oauth:grant-type:device_code";
 
-// POSTs a form body to a URL; the answer or a transport failure.
-using FormPoster = std::function<std::expected<HttpReply, TokenFailure>(
-    const std::string& url, const Secret& body)>;
-
 // Time for the device flow; tests substitute a clock that jumps.
 class FlowClock {
  public:
@@ -78,17 +77,17 @@ struct DeviceAuthorization {
 };
 
 // Parses a devicecode answer; an error answer becomes a sentence naming
-// the OAuth error and the likely fix.
+// the OAuth error and the likely fix, with `sent` masked in its text.
 std::expected<DeviceAuthorization, std::string> ParseDeviceAuthorization(
-    const HttpReply& reply);
+    const HttpReply& reply, const SecretMask& sent);
 
 // The form body of the devicecode request: client_id and scope.
-std::expected<Secret, std::string> BuildDeviceCodeRequestBody(
+std::expected<FormBody, std::string> BuildDeviceCodeRequestBody(
     const Account& account);
 
 // The form body of one poll: grant_type, client_id, device_code and the
 // client authentication when one is configured.
-std::expected<Secret, std::string> BuildDevicePollBody(
+std::expected<FormBody, std::string> BuildDevicePollBody(
     const Account& account, const Secret& device_code);
 
 // What to show the user: Microsoft's message, or the URI and user code.
@@ -99,9 +98,11 @@ class DevicePoller {
  public:
   enum class State { kWaiting, kPolling, kSucceeded, kFailed };
 
-  // `notes` receives one line per temporary failure (never a secret).
+  // `notes` receives one line per temporary failure (never a secret);
+  // `transport` masks what the poster sends besides the body.
   DevicePoller(const Account& account, const DeviceAuthorization& auth,
-               FormPoster poster, FlowClock& clock, std::ostream& notes);
+               FormPoster poster, const SecretMask& transport, FlowClock& clock,
+               std::ostream& notes);
 
   // Steps until Succeeded or Failed; the grant or the reason.
   std::expected<TokenGrant, std::string> Run();
@@ -122,6 +123,7 @@ class DevicePoller {
   const Account& account_;
   const DeviceAuthorization& auth_;
   FormPoster poster_;
+  SecretMask transport_;
   FlowClock& clock_;
   std::ostream& notes_;
   FlowClock::TimePoint deadline_;
@@ -141,10 +143,12 @@ struct SignInResult {
 
 // Runs the device flow for `account` (grant refresh_token): requests a
 // code, writes the instructions to `out`, polls, stores the new refresh
-// token atomically (0600) at account.refresh_token_file.
+// token atomically (0600) at account.refresh_token_file. `transport`
+// masks what `poster` sends besides the body (TransportSecrets()).
 std::expected<SignInResult, std::string> AuthorizeAccount(
-    const Account& account, const FormPoster& poster, FlowClock& clock,
-    std::ostream& out, std::ostream& notes);
+    const Account& account, const FormPoster& poster,
+    const SecretMask& transport, FlowClock& clock, std::ostream& out,
+    std::ostream& notes);
 
 // "refresh token for MAILBOX stored in PATH (mode 0600); access token
 // expires at 2024-01-02T03:04:05Z (in N s)", with `now` the Unix time.

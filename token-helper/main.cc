@@ -146,7 +146,8 @@ int Authorize(const std::string& path, const std::string& name) {
     return PostForm(settings, url, body, never_cancelled);
   };
   SystemFlowClock clock;
-  auto result = AuthorizeAccount(*account, poster, clock, std::cout, std::cerr);
+  auto result = AuthorizeAccount(*account, poster, TransportSecrets(settings),
+                                 clock, std::cout, std::cerr);
   if (!result) {
     std::cerr << "token-helper: " << result.error() << "\n";
     return kExitRuntime;

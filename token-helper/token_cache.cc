@@ -517,10 +517,11 @@ void TokenCache::FetchOnce(State& state, std::unique_lock<std::mutex>& lock) {
   state.fetching = true;
   state.refetch = false;
   Account account = state.account;
+  Secret held = state.token;
   lock.unlock();
   SteadyTime started = clock_->Now();
   auto real_start = std::chrono::steady_clock::now();
-  auto result = fetcher_.Fetch(account);
+  auto result = fetcher_.Fetch(account, held);
   long duration_ms = static_cast<long>(
       duration_cast<milliseconds>(std::chrono::steady_clock::now() - real_start)
           .count());

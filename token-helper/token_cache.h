@@ -59,7 +59,8 @@
 // joined at the next Reconfigure() or at Stop(). So for a moment after a
 // reload a changed account may have two fetches in flight, the old
 // one's and the new one's. A fetch in flight works on a copy of the
-// account taken when it started.
+// account taken when it started, and is given the token then held so
+// that an answer echoing it is masked (TokenFetcher::Fetch).
 //
 // Logging: this layer logs
 // every fetch outcome once (info on success, warn with class, HTTP status,

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // libcurl transport for the token endpoint (one POST function for every
-// grant), form encoding, client authentication fields and the refresh
-// token hand-over to disk. Every libcurl error is turned into a
-// temporary TokenFailure whose message names the likely fix.
+// grant), form encoding with the mask of what it sends, client
+// authentication fields and the refresh token hand-over to disk. Every
+// libcurl error is turned into a temporary TokenFailure whose message
+// names the likely fix.
 
 #include "token_endpoint.h"
 
@@ -201,8 +202,8 @@ HttpSettings HttpSettings::FromConfig(const Config& config) {
                       config.request_timeout_seconds};
 }
 
-CurlTokenFetcher::CurlTokenFetcher(HttpSettings settings)
-    : settings_(std::move(settings)) {
+CurlTokenFetcher::CurlTokenFetcher(HttpSettings settings, FormPoster poster)
+    : settings_(std::move(settings)), poster_(std::move(poster)) {
   InitCurlOnce();
 }
 
@@ -252,12 +253,20 @@ std::string SignInAdvice(const Account& account, const TokenFailure& failure) {
   return failure.message;
 }
 
-std::expected<Secret, std::string> EncodeForm(
+SecretMask TransportSecrets(const HttpSettings& settings) {
+  SecretMask mask;
+  for (const Secret& password : ProxyPasswords(settings.proxy))
+    mask.AddSecret(password.Reveal());
+  return mask;
+}
+
+std::expected<FormBody, std::string> EncodeForm(
     std::span<const FormField> fields) {
   CurlHandle curl(curl_easy_init());
   if (!curl)
     return std::unexpected("libcurl init failed");
 
+  FormBody form;
   std::string body;
   for (const FormField& field : fields) {
     auto name = Escape(curl.get(), field.name);
@@ -267,10 +276,14 @@ std::expected<Secret, std::string> EncodeForm(
     if (!body.empty())
       body += '&';
     body += name->Reveal() + "=" + value->Reveal();
+    if (field.mask == FieldMask::kSecret)
+      form.sent.AddSecret(field.value);
+    else if (field.mask == FieldMask::kToken)
+      form.sent.AddToken(field.value);
   }
-  Secret secret(body);
+  form.text = Secret(body);
   OPENSSL_cleanse(body.data(), body.size());
-  return secret;
+  return form;
 }
 
 std::expected<void, std::string> AddClientAuthentication(
@@ -284,14 +297,16 @@ std::expected<void, std::string> AddClientAuthentication(
       return std::unexpected(signed_jwt.error());
     assertion = std::move(*signed_jwt);
     fields.push_back({"client_assertion_type", kJwtBearerAssertionType});
-    fields.push_back({"client_assertion", assertion.Reveal()});
+    fields.push_back(
+        {"client_assertion", assertion.Reveal(), FieldMask::kToken});
   } else if (!account.client_secret.empty()) {
-    fields.push_back({"client_secret", account.client_secret.Reveal()});
+    fields.push_back(
+        {"client_secret", account.client_secret.Reveal(), FieldMask::kSecret});
   }
   return {};
 }
 
-std::expected<Secret, std::string> BuildTokenRequestBody(
+std::expected<FormBody, std::string> BuildTokenRequestBody(
     const Account& account, const Secret& refresh_token) {
   std::int64_t now = std::time(nullptr);
   Secret assertion;
@@ -310,7 +325,7 @@ std::expected<Secret, std::string> BuildTokenRequestBody(
   // of the sign-in. Microsoft demands one (AADSTS900144, F06).
   fields = {{"grant_type", "refresh_token"},
             {"client_id", account.client_id},
-            {"refresh_token", refresh_token.Reveal()}};
+            {"refresh_token", refresh_token.Reveal(), FieldMask::kToken}};
   if (account.provider == Provider::kMicrosoft)
     fields.push_back({"scope", account.scope});
   // A public client has no credential; send one only when configured.
@@ -321,7 +336,7 @@ std::expected<Secret, std::string> BuildTokenRequestBody(
 }
 
 std::expected<TokenGrant, TokenFailure> CurlTokenFetcher::Fetch(
-    const Account& account) {
+    const Account& account, const Secret& held_token) {
   // The refresh token is re-read each time: it rotates on disk.
   Secret refresh_token;
   if (account.grant == Grant::kRefreshToken) {
@@ -338,13 +353,19 @@ std::expected<TokenGrant, TokenFailure> CurlTokenFetcher::Fetch(
   auto body = BuildTokenRequestBody(account, refresh_token);
   if (!body)
     return std::unexpected(TransportFailure(body.error()));
-  auto reply = PostForm(settings_, account.TokenUrl(), *body, cancelled_);
+  std::string url = account.TokenUrl();
+  auto reply = poster_ ? poster_(url, body->text)
+                       : PostForm(settings_, url, body->text, cancelled_);
   if (!reply)
     return std::unexpected(reply.error());
 
+  // Whatever the answer repeats of this request stays out of the failure.
+  SecretMask sent = TransportSecrets(settings_);
+  sent.Merge(body->sent);
+  sent.AddToken(held_token.Reveal());
   auto grant = ParseTokenResponse(
       HttpAnswer{reply->status, reply->body.Reveal(), reply->retry_after},
-      account.tenant);
+      account.tenant, sent);
   if (!grant) {
     grant.error().message = SignInAdvice(account, grant.error());
     return grant;

@@ -7,9 +7,16 @@
 //
 // Main types: TokenFetcher, the interface the cache uses (tests substitute
 // a fake); CurlTokenFetcher, the libcurl implementation; PostForm(), the
-// one HTTPS form POST that every grant uses (the device code flow too).
-// One easy handle per request, so a fetcher may be used from several
-// threads at once (the cache still runs at most one fetch per account).
+// one HTTPS form POST that every grant uses (the device code flow too),
+// behind FormPoster so that tests can script answers. One easy handle per
+// request, so a fetcher may be used from several threads at once (the
+// cache still runs at most one fetch per account).
+//
+// What a request sends that is secret is marked where the form field is
+// added (FieldMask) and collected by EncodeForm() into the FormBody's
+// SecretMask; with the proxy password (TransportSecrets()) and the access
+// token the cache holds, it masks every text of the answer in
+// ParseTokenResponse().
 //
 // Client authentication (AddClientAuthentication): a client secret, or a
 // fresh JWT client assertion per request for a certificate, or nothing for
@@ -28,6 +35,7 @@
 #include <atomic>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -44,8 +52,12 @@ namespace xoauth2::helper {
 class TokenFetcher {
  public:
   virtual ~TokenFetcher() = default;
+
+  // `held_token` is the access token the caller holds for `account` (may
+  // be empty); like every secret the request sends, it is masked in any
+  // text of the answer that a failure keeps.
   virtual std::expected<TokenGrant, TokenFailure> Fetch(
-      const Account& account) = 0;
+      const Account& account, const Secret& held_token) = 0;
 
   // Makes running and later fetches fail at once; for shutdown.
   virtual void Cancel() {}
@@ -61,15 +73,29 @@ struct HttpSettings {
   static HttpSettings FromConfig(const Config& config);
 };
 
+// One HTTP answer; the body is a Secret because it may hold tokens.
+struct HttpReply {
+  long status = 0;
+  Secret body;
+  std::optional<long> retry_after;  // Retry-After in seconds, if sent
+};
+
+// POSTs a form body to a URL; the answer or a transport failure.
+using FormPoster = std::function<std::expected<HttpReply, TokenFailure>(
+    const std::string& url, const Secret& body)>;
+
 class CurlTokenFetcher : public TokenFetcher {
  public:
-  explicit CurlTokenFetcher(HttpSettings settings);
+  // Posts with PostForm() and `settings`, or with `poster` when given
+  // (tests); `settings` also names the proxy password to mask.
+  explicit CurlTokenFetcher(HttpSettings settings, FormPoster poster = {});
   std::expected<TokenGrant, TokenFailure> Fetch(
-      const Account& account) override;
+      const Account& account, const Secret& held_token) override;
   void Cancel() override { cancelled_ = true; }
 
  private:
   HttpSettings settings_;
+  FormPoster poster_;
   std::atomic<bool> cancelled_{false};
 };
 
@@ -79,16 +105,23 @@ class CurlTokenFetcher : public TokenFetcher {
 // names the refresh token file to replace. Other failures: unchanged.
 std::string SignInAdvice(const Account& account, const TokenFailure& failure);
 
+// How a form field's value is masked in the answer (SecretMask).
+enum class FieldMask {
+  kNone,    // not secret: client_id, scope, grant_type
+  kSecret,  // a client secret: shown as <redacted>
+  kToken,   // a refresh token, assertion or device code: by its hash
+};
+
 struct FormField {
   std::string_view name;
   std::string_view value;
+  FieldMask mask = FieldMask::kNone;
 };
 
-// One HTTP answer; the body is a Secret because it may hold tokens.
-struct HttpReply {
-  long status = 0;
-  Secret body;
-  std::optional<long> retry_after;  // Retry-After in seconds, if sent
+// An encoded form and what it sends that the answer must not repeat.
+struct FormBody {
+  Secret text;
+  SecretMask sent;
 };
 
 // POSTs the form `body` to `url` and returns the answer whatever its HTTP
@@ -98,25 +131,32 @@ std::expected<HttpReply, TokenFailure> PostForm(
     const HttpSettings& settings, const std::string& url, const Secret& body,
     const std::atomic<bool>& cancelled);
 
+// What the transport sends besides the body that is secret: the proxy
+// password of `settings` (SecretMask::AddSecret), if any.
+SecretMask TransportSecrets(const HttpSettings& settings);
+
 // Appends `account`'s client authentication to `fields`: client_secret,
 // or client_assertion_type and a fresh client_assertion signed at `now`
 // (kept alive in `assertion`, which must outlive `fields`), or nothing
-// for a public client. Error only if signing fails.
+// for a public client; the secret and the assertion are marked for
+// masking. Error only if signing fails.
 std::expected<void, std::string> AddClientAuthentication(
     const Account& account, std::int64_t now, std::vector<FormField>& fields,
     Secret& assertion);
 
 // name=value pairs joined by '&', every name and value percent-encoded
-// with curl_easy_escape. Error only if libcurl cannot allocate.
-std::expected<Secret, std::string> EncodeForm(
+// with curl_easy_escape, and the mask of the values marked secret. Error
+// only if libcurl cannot allocate.
+std::expected<FormBody, std::string> EncodeForm(
     std::span<const FormField> fields);
 
 // The form body for `account`: client_credentials sends grant_type,
 // client_id, the client authentication and scope; refresh_token sends
 // grant_type, client_id, refresh_token, scope (always for Microsoft, never
 // for Google) and then the client authentication only when one is
-// configured. An assertion is signed now.
-std::expected<Secret, std::string> BuildTokenRequestBody(
+// configured. An assertion is signed now. The secret, refresh token and
+// assertion are in the body's mask.
+std::expected<FormBody, std::string> BuildTokenRequestBody(
     const Account& account, const Secret& refresh_token);
 
 }  // namespace xoauth2::helper

@@ -167,17 +167,21 @@ TokenFailure Temporary(long status, std::string message) {
 
 // Builds the failure for a JSON error body (RFC 6749 section 5.2).
 TokenFailure ErrorFailure(long status, const json& body,
-                          std::string_view tenant) {
+                          std::string_view tenant, const SecretMask& sent) {
+  // The one place where the endpoint's words enter a failure: each text
+  // is masked whole, before FirstLine could cut a secret in two.
+  auto kept = [&](const char* key) {
+    return FirstLine(sent.Apply(StringField(body, key)));
+  };
   TokenFailure failure;
   failure.http_status = status;
-  failure.error = StringField(body, "error");
-  std::string description = StringField(body, "error_description");
+  std::string description = sent.Apply(StringField(body, "error_description"));
   failure.description = FirstLine(description);
-  failure.aadsts = FindAadsts(description, body);
-  failure.suberror = FirstLine(StringField(body, "suberror"));
-  failure.trace_id = FirstLine(StringField(body, "trace_id"));
-  failure.correlation_id = FirstLine(StringField(body, "correlation_id"));
-  failure.error = FirstLine(failure.error);
+  failure.aadsts = sent.Apply(FindAadsts(description, body));
+  failure.error = kept("error");
+  failure.suberror = kept("suberror");
+  failure.trace_id = kept("trace_id");
+  failure.correlation_id = kept("correlation_id");
 
   failure.failure_class = ClassifyError(failure.error, status);
   if (failure.aadsts == "AADSTS7000012") {
@@ -312,7 +316,7 @@ std::optional<long> ParseRetryAfter(std::string_view value) {
 }
 
 std::expected<TokenGrant, TokenFailure> ParseTokenResponse(
-    const HttpAnswer& answer, std::string_view tenant) {
+    const HttpAnswer& answer, std::string_view tenant, const SecretMask& sent) {
   // Status-only decisions come first: redirects are never followed with
   // credentials, and 429 means wait whatever the body says.
   if (answer.status >= 300 && answer.status < 400) {
@@ -342,7 +346,7 @@ std::expected<TokenGrant, TokenFailure> ParseTokenResponse(
     if (answer.status == 200)
       return SuccessGrant(body);
     if (body.contains("error")) {
-      return std::unexpected(ErrorFailure(answer.status, body, tenant));
+      return std::unexpected(ErrorFailure(answer.status, body, tenant, sent));
     }
     return std::unexpected(
         Temporary(answer.status, "the token endpoint answered HTTP " +
@@ -354,11 +358,13 @@ std::expected<TokenGrant, TokenFailure> ParseTokenResponse(
         answer.body.find_first_not_of(" \t\r\n") != std::string_view::npos &&
         answer.body[answer.body.find_first_not_of(" \t\r\n")] == '{';
     return std::unexpected(NonJsonFailure(answer, truncated));
-  } catch (const std::exception& error) {
-    return std::unexpected(
-        Temporary(answer.status,
-                  std::string("cannot read the token endpoint's answer: ") +
-                      error.what()));
+  } catch (const std::exception&) {
+    // Not error.what(): nlohmann quotes the answer's bytes in some (a
+    // number too large, for one).
+    return std::unexpected(Temporary(
+        answer.status, "the token endpoint answered HTTP " +
+                           std::to_string(answer.status) +
+                           " with JSON that cannot be read; retrying"));
   }
 }
 

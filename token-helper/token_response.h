@@ -12,7 +12,10 @@
 // code and the HTTP status, never on AADSTS numbers, with one exception
 // (AADSTS7000012, a refresh token used at another tenant, whose fix is a
 // configuration change). AADSTS codes, trace and correlation ids are kept
-// for the operator's log. Failure messages never contain a token or secret.
+// for the operator's log. Failure messages never contain a token or secret:
+// every text taken from an answer first passes through the SecretMask of
+// what the request sent, so a value the endpoint echoes is masked before
+// it is kept, logged, shown by `status` or sent in a socket answer.
 
 #ifndef XOAUTH2_TOKEN_HELPER_TOKEN_RESPONSE_H
 #define XOAUTH2_TOKEN_HELPER_TOKEN_RESPONSE_H
@@ -72,9 +75,10 @@ struct HttpAnswer {
 };
 
 // Parses and classifies `answer`; `tenant` is the configured tenant, used
-// in the message for a refresh token issued at another tenant.
+// in the message for a refresh token issued at another tenant; `sent`
+// masks what the request carried in every text the answer supplies.
 std::expected<TokenGrant, TokenFailure> ParseTokenResponse(
-    const HttpAnswer& answer, std::string_view tenant);
+    const HttpAnswer& answer, std::string_view tenant, const SecretMask& sent);
 
 // The cause in words: "invalid_grant (AADSTS70043: ...)", or the code
 // alone.

@@ -16,7 +16,10 @@
 //   (unless the server itself echoed it in a text field that is logged).
 //   Only tokens holding a '~' are looked for: the helper's own texts never
 //   contain one, while a token like "00 without an OAuth error;" is a
-//   piece of them without any leak.
+//   piece of them without any leak;
+// - no failure field or message holds a value the request sent (the mask
+//   passed in, kSent), raw or percent-encoded, even where the body
+//   repeats it.
 // No I/O, no state.
 
 #include <charconv>
@@ -49,6 +52,20 @@ bool IsAadsts(std::string_view code) {
       return false;
   }
   return true;
+}
+
+// What the fuzzed request "sent"; the seeds repeat it in error texts.
+constexpr std::string_view kSent = "sent~Secret+/=value";
+constexpr std::string_view kSentEncoded = "sent~Secret%2B%2F%3Dvalue";
+
+// No field kept of `failure` holds kSent in either form.
+void CheckSentMasked(const TokenFailure& failure) {
+  for (const std::string* field :
+       {&failure.message, &failure.error, &failure.description, &failure.aadsts,
+        &failure.suberror, &failure.trace_id, &failure.correlation_id}) {
+    FUZZ_CHECK(field->find(kSent) == std::string::npos);
+    FUZZ_CHECK(field->find(kSentEncoded) == std::string::npos);
+  }
 }
 
 // The body's tokens that must never reach a message: those of at least 16
@@ -92,6 +109,7 @@ void CheckFailure(const HttpAnswer& answer, const TokenFailure& failure) {
              (failure.failure_class == FailureClass::kThrottled));
   FUZZ_CHECK(failure.retry_after_seconds >= 0);
   CheckNoTokenInMessage(answer.body, failure);
+  CheckSentMasked(failure);
 }
 
 }  // namespace
@@ -114,7 +132,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
   }
   answer.body = input;
 
-  auto grant = ParseTokenResponse(answer, "contoso.onmicrosoft.com");
+  SecretMask sent;
+  sent.AddSecret(kSent);
+  auto grant = ParseTokenResponse(answer, "contoso.onmicrosoft.com", sent);
   if (grant) {
     FUZZ_CHECK(answer.status == 200);
     FUZZ_CHECK(xoauth2::protocol::IsValidToken(grant->access_token.Reveal()));

@@ -2,7 +2,8 @@
 # secrets and logging, token endpoint answers and form bodies, refresh token
 # files, the cache (with a fake fetcher and a manual clock), the refresh
 # policy and account status, the socket server, certificate
-# credentials (JWT client assertions) and the device code sign-in.
+# credentials (JWT client assertions), the device code sign-in, and
+# secrets an endpoint's answer echoes kept out of logs and answers.
 add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_config_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_secret_test.cc
@@ -11,6 +12,7 @@ add_executable(helper_test
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_response_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_endpoint_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_token_cache_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/helper_echo_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_reload_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_refresh_policy_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/helper_socket_server_test.cc

@@ -286,12 +286,12 @@ TEST(HelperClientAssertion, ClientCredentialsBodyCarriesAssertion) {
 
   auto body = BuildTokenRequestBody(account, Secret());
   ASSERT_TRUE(body) << body.error();
-  EXPECT_TRUE(body->Reveal().starts_with(
+  EXPECT_TRUE(body->text.Reveal().starts_with(
       "grant_type=client_credentials&client_id=" + account.client_id +
       "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-"
       "type%3Ajwt-bearer&client_assertion=ey"))
-      << body->Reveal();
-  auto fields = FormFields(body->Reveal());
+      << body->text.Reveal();
+  auto fields = FormFields(body->text.Reveal());
   EXPECT_EQ(fields.size(), 5u);
   EXPECT_EQ(fields.count("client_secret"), 0u);
   EXPECT_EQ(fields["scope"], "https://outlook.office365.com/.default");
@@ -311,7 +311,7 @@ TEST(HelperClientAssertion, RefreshTokenBodyEndsWithAssertion) {
   account.assertion_alg = AssertionAlg::kRs256;
   auto body = BuildTokenRequestBody(account, Secret("0.AR"));
   ASSERT_TRUE(body);
-  auto fields = FormFields(body->Reveal());
+  auto fields = FormFields(body->text.Reveal());
   EXPECT_EQ(fields["refresh_token"], "0.AR");
   EXPECT_EQ(fields["client_assertion_type"],
             std::string(kJwtBearerAssertionType));

@@ -5,8 +5,9 @@
 // forward, so no test waits: the state machine's transitions, slow_down
 // growing the interval, the answers that stop the flow, the code's
 // expires_in, temporary failures that keep polling, 429 Retry-After, the
-// devicecode request and answer, and `authorize` storing the refresh token
-// atomically with mode 0600 and never printing a token.
+// devicecode request and answer, `authorize` storing the refresh token
+// atomically with mode 0600 and never printing a token, and what a request
+// sent masked where the endpoint's answer echoes it.
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -141,7 +142,8 @@ struct PollRun {
   PollRun(const Account& account, const DeviceAuthorization& auth,
           std::vector<PostResult> script)
       : poster(std::move(script)) {
-    DevicePoller poller(account, auth, poster.Poster(), clock, notes);
+    DevicePoller poller(account, auth, poster.Poster(), SecretMask(), clock,
+                        notes);
     result = poller.Run();
     polls = poller.polls();
     interval = poller.interval();
@@ -155,7 +157,8 @@ TEST(HelperDeviceCode, PendingPendingSuccessStepByStep) {
   FakeClock clock;
   ScriptedPoster poster({Pending(), Pending(), Granted()});
   std::ostringstream notes;
-  DevicePoller poller(account, auth, poster.Poster(), clock, notes);
+  DevicePoller poller(account, auth, poster.Poster(), SecretMask(), clock,
+                      notes);
 
   EXPECT_EQ(poller.state(), State::kWaiting);
   const State expected[] = {State::kPolling, State::kWaiting,
@@ -287,6 +290,47 @@ TEST(HelperDeviceCode, ConfidentialClientSendsSecret) {
   EXPECT_EQ(run.poster.calls[0].body, kPollBody + "&client_secret=s~%2B");
 }
 
+// What the endpoint echoes of a poll (device code, client secret) or of
+// the transport (proxy password), raw and percent-encoded.
+const std::string kEcho =
+    "DAQ.echo~device+code DAQ.echo~device%2Bcode Cs~echo+/=secret "
+    "Cs~echo%2B%2F%3Dsecret Px/echo~pass";
+
+PostResult Echo(const std::string& error, long status) {
+  return Reply(status, R"({"error":")" + error +
+                           R"(","error_description":"AADSTS90: )" + kEcho +
+                           R"(","trace_id":"DAQ.echo~device+code"})");
+}
+
+// None of the echoed values in `text`, and the mask in their place.
+void ExpectMasked(const std::string& text) {
+  EXPECT_NE(text.find("<redacted"), std::string::npos) << text;
+  for (const char* leak : {"DAQ.echo", "Cs~echo", "Px/echo"})
+    EXPECT_EQ(text.find(leak), std::string::npos) << text;
+}
+
+// The notes of a temporary failure and the reason the flow stops hold
+// none of what the poll or the transport sent.
+TEST(HelperDeviceCode, EchoedSecretsMasked) {
+  TempDir dir;
+  Account account = DelegatedAccount(dir);
+  account.client_secret = Secret("Cs~echo+/=secret");
+  DeviceAuthorization auth = Authorization();
+  auth.device_code = Secret("DAQ.echo~device+code");
+  SecretMask transport;
+  transport.AddSecret("Px/echo~pass");
+  FakeClock clock;
+  ScriptedPoster poster(
+      {Echo("temporarily_unavailable", 503), Echo("invalid_client", 401)});
+  std::ostringstream notes;
+  DevicePoller poller(account, auth, poster.Poster(), transport, clock, notes);
+  auto result = poller.Run();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(poller.polls(), 2);
+  ExpectMasked(notes.str());
+  ExpectMasked(result.error());
+}
+
 struct ParseCase {
   const char* name;
   PostResult reply;
@@ -296,7 +340,7 @@ struct ParseCase {
 class HelperDeviceAuthorization : public ::testing::TestWithParam<ParseCase> {};
 
 TEST_P(HelperDeviceAuthorization, Parses) {
-  auto parsed = ParseDeviceAuthorization(*GetParam().reply);
+  auto parsed = ParseDeviceAuthorization(*GetParam().reply, SecretMask());
   if (GetParam().error.empty()) {
     ASSERT_TRUE(parsed) << parsed.error();
     return;
@@ -331,7 +375,8 @@ TEST(HelperDeviceAuthorization, LenientNumbersAndSafeText) {
   auto parsed = ParseDeviceAuthorization(
       *Reply(200, R"({"device_code":"d","user_code":"AB\u001b[2JCD",
                "verification_url":"https://microsoft.com/devicelogin",
-               "expires_in":"600","interval":"0"})"));
+               "expires_in":"600","interval":"0"})"),
+      SecretMask());
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_EQ(parsed->expires_in, 600);
   EXPECT_EQ(parsed->interval, 1);  // never a busy loop
@@ -340,8 +385,10 @@ TEST(HelperDeviceAuthorization, LenientNumbersAndSafeText) {
             "To sign in, open https://microsoft.com/devicelogin in a web "
             "browser and enter the code AB [2JCD.");
 
-  auto defaults = ParseDeviceAuthorization(*Reply(
-      200, R"({"device_code":"d","user_code":"U","verification_uri":"v"})"));
+  auto defaults = ParseDeviceAuthorization(
+      *Reply(200,
+             R"({"device_code":"d","user_code":"U","verification_uri":"v"})"),
+      SecretMask());
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->expires_in, 900);
   EXPECT_EQ(defaults->interval, 5);
@@ -374,7 +421,8 @@ TEST(HelperAuthorize, StoresRefreshTokenWithMode0600) {
   ScriptedPoster poster({DeviceCodeAnswer(), Pending(), Granted()});
   std::ostringstream out;
   std::ostringstream notes;
-  auto result = AuthorizeAccount(account, poster.Poster(), clock, out, notes);
+  auto result = AuthorizeAccount(account, poster.Poster(), SecretMask(), clock,
+                                 out, notes);
   umask(old_mask);
 
   ASSERT_TRUE(result) << result.error();
@@ -410,9 +458,32 @@ TEST(HelperAuthorize, FailedSignInKeepsOldRefreshToken) {
   ScriptedPoster poster(
       {DeviceCodeAnswer(), OAuthError("authorization_declined")});
   std::ostringstream out;
-  auto result = AuthorizeAccount(account, poster.Poster(), clock, out, out);
+  auto result =
+      AuthorizeAccount(account, poster.Poster(), SecretMask(), clock, out, out);
   ASSERT_FALSE(result);
   EXPECT_EQ(ReadAll(account.refresh_token_file), "old-token\n");
+}
+
+// A refused devicecode request names the error without the proxy
+// password the endpoint echoes.
+TEST(HelperAuthorize, RefusedDeviceCodeMasksTransportSecret) {
+  TempDir dir;
+  Account account = DelegatedAccount(dir);
+  FakeClock clock;
+  ScriptedPoster poster({Echo("invalid_client", 400)});
+  SecretMask transport;
+  transport.AddSecret("Px/echo~pass");
+  std::ostringstream out;
+  auto result =
+      AuthorizeAccount(account, poster.Poster(), transport, clock, out, out);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().find("gave no code (HTTP 400, invalid_client"),
+            std::string::npos)
+      << result.error();
+  EXPECT_NE(result.error().find("<redacted>"), std::string::npos)
+      << result.error();
+  EXPECT_EQ(result.error().find("Px/echo"), std::string::npos)
+      << result.error();
 }
 
 TEST(HelperAuthorize, RefusesBeforeAnyRequest) {
@@ -423,7 +494,8 @@ TEST(HelperAuthorize, RefusesBeforeAnyRequest) {
 
   Account missing_dir = DelegatedAccount(dir);
   missing_dir.refresh_token_file = dir.path() + "/absent/relay.refresh";
-  auto result = AuthorizeAccount(missing_dir, poster.Poster(), clock, out, out);
+  auto result = AuthorizeAccount(missing_dir, poster.Poster(), SecretMask(),
+                                 clock, out, out);
   ASSERT_FALSE(result);
   EXPECT_NE(result.error().find("cannot write the refresh token into " +
                                 dir.path() + "/absent"),
@@ -431,7 +503,8 @@ TEST(HelperAuthorize, RefusesBeforeAnyRequest) {
       << result.error();
 
   Account app_only = testing::TestAccount();
-  result = AuthorizeAccount(app_only, poster.Poster(), clock, out, out);
+  result = AuthorizeAccount(app_only, poster.Poster(), SecretMask(), clock, out,
+                            out);
   ASSERT_FALSE(result);
   EXPECT_NE(result.error().find("uses grant client_credentials, which needs "
                                 "no sign-in"),

@@ -358,7 +358,7 @@ TEST(HelperProxy, NoProxyStillBypassesTheEnvironmentProxy) {
 TokenFailure InvalidGrant(std::string_view description) {
   std::string body = R"({"error":"invalid_grant","error_description":")" +
                      std::string(description) + R"("})";
-  auto parsed = ParseTokenResponse(HttpAnswer{400, body, {}}, "");
+  auto parsed = ParseTokenResponse(HttpAnswer{400, body, {}}, "", SecretMask());
   EXPECT_FALSE(parsed);
   return parsed ? TokenFailure{} : parsed.error();
 }

@@ -187,7 +187,7 @@ TEST(HelperGoogle, TokenUrlAndRequestBody) {
 
   auto body = BuildTokenRequestBody(account, Secret("1//0g-refresh"));
   ASSERT_TRUE(body) << body.error();
-  EXPECT_EQ(body->Reveal(),
+  EXPECT_EQ(body->text.Reveal(),
             "grant_type=refresh_token"
             "&client_id=123-abc.apps.googleusercontent.com"
             "&refresh_token=1%2F%2F0g-refresh"

@@ -45,7 +45,7 @@ constexpr const char* kOther = "other@example.com";
 // client secret) once its gate is open; counts fetches entered.
 class SecretFetcher : public TokenFetcher {
  public:
-  FetchResult Fetch(const Account& account) override {
+  FetchResult Fetch(const Account& account, const Secret&) override {
     gate_.Pass();
     std::lock_guard lock(mutex_);
     const std::string& secret = account.client_secret.Reveal();

@@ -103,7 +103,8 @@ int Gate::Entered() {
 FakeFetcher::FakeFetcher(std::vector<FetchResult> script)
     : script_(std::move(script)) {}
 
-FetchResult FakeFetcher::Fetch(const Account& /*account*/) {
+FetchResult FakeFetcher::Fetch(const Account& /*account*/,
+                               const Secret& /*held_token*/) {
   int call = calls_++;
   gate_.Pass();
   std::size_t index =

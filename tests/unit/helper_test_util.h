@@ -79,7 +79,7 @@ using FetchResult = std::expected<TokenGrant, TokenFailure>;
 class FakeFetcher : public TokenFetcher {
  public:
   explicit FakeFetcher(std::vector<FetchResult> script);
-  FetchResult Fetch(const Account& account) override;
+  FetchResult Fetch(const Account& account, const Secret& held_token) override;
   void Cancel() override { Open(); }
 
   void Close() { gate_.Close(); }

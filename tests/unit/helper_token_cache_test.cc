@@ -218,8 +218,8 @@ std::string ReadFile(const std::string& path) {
 
 // A failure as the endpoint parser classifies `body` (HTTP 400).
 testing::FetchResult Refused(std::string_view body) {
-  auto parsed =
-      ParseTokenResponse(HttpAnswer{400, body, {}}, "contoso.onmicrosoft.com");
+  auto parsed = ParseTokenResponse(HttpAnswer{400, body, {}},
+                                   "contoso.onmicrosoft.com", SecretMask());
   return std::unexpected(parsed.error());
 }
 

@@ -41,7 +41,7 @@ TEST_P(HelperFormEncoding, PercentEncodesValue) {
   FormField fields[] = {{"client_secret", GetParam().value}};
   auto body = EncodeForm(fields);
   ASSERT_TRUE(body);
-  EXPECT_EQ(body->Reveal(), "client_secret=" + GetParam().encoded);
+  EXPECT_EQ(body->text.Reveal(), "client_secret=" + GetParam().encoded);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -62,7 +62,7 @@ TEST(HelperTokenEndpoint, ClientCredentialsBody) {
   account.client_secret = Secret("Xy8Q~a+b/c=");
   auto body = BuildTokenRequestBody(account, Secret());
   ASSERT_TRUE(body);
-  EXPECT_EQ(body->Reveal(),
+  EXPECT_EQ(body->text.Reveal(),
             "grant_type=client_credentials"
             "&client_id=11111111-2222-3333-4444-555555555555"
             "&client_secret=Xy8Q~a%2Bb%2Fc%3D"
@@ -83,12 +83,12 @@ TEST(HelperTokenEndpoint, RefreshTokenBodyPublicAndConfidential) {
 
   auto public_body = BuildTokenRequestBody(account, Secret("0.AR+x/y="));
   ASSERT_TRUE(public_body);
-  EXPECT_EQ(public_body->Reveal(), expected);
+  EXPECT_EQ(public_body->text.Reveal(), expected);
 
   account.client_secret = Secret("s~");
   auto confidential = BuildTokenRequestBody(account, Secret("0.AR+x/y="));
   ASSERT_TRUE(confidential);
-  EXPECT_EQ(confidential->Reveal(), expected + "&client_secret=s~");
+  EXPECT_EQ(confidential->text.Reveal(), expected + "&client_secret=s~");
 }
 
 std::string ReadAll(const std::string& path) {
@@ -204,12 +204,13 @@ std::string SuccessBodyOfSize(std::size_t size) {
 // a temporary failure naming the limit.
 TEST(HelperTokenResponseLimit, ExactlyTheLimitIsUsedOneMoreIsRefused) {
   std::string at = SuccessBodyOfSize(kMaxTokenResponseBytes);
-  auto grant = ParseTokenResponse(HttpAnswer{200, at, {}}, "t");
+  auto grant = ParseTokenResponse(HttpAnswer{200, at, {}}, "t", SecretMask());
   ASSERT_TRUE(grant) << grant.error().message;
   EXPECT_EQ(grant->access_token.Reveal(), "at.1");
 
   std::string past = SuccessBodyOfSize(kMaxTokenResponseBytes + 1);
-  auto refused = ParseTokenResponse(HttpAnswer{200, past, {}}, "t");
+  auto refused =
+      ParseTokenResponse(HttpAnswer{200, past, {}}, "t", SecretMask());
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().failure_class, FailureClass::kTemporary);
   EXPECT_NE(refused.error().message.find("exceeds 64 KiB"), std::string::npos)
@@ -225,7 +226,8 @@ TEST(HelperTokenResponseLimit, DeepNestingAtTheSizeLimitFailsCleanly) {
   std::string body =
       prefix + std::string(depth, '[') + std::string(depth, ']') + "}";
   ASSERT_LE(body.size(), kMaxTokenResponseBytes);
-  auto result = ParseTokenResponse(HttpAnswer{200, body, {}}, "t");
+  auto result =
+      ParseTokenResponse(HttpAnswer{200, body, {}}, "t", SecretMask());
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().failure_class, FailureClass::kTemporary);
 }
@@ -234,7 +236,7 @@ TEST(HelperTokenEndpoint, PlainHttpRefused) {
   Account account = TestAccount();
   account.authority = "http://127.0.0.1:9";
   CurlTokenFetcher fetcher(HttpSettings{});
-  auto result = fetcher.Fetch(account);
+  auto result = fetcher.Fetch(account, Secret());
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().failure_class, FailureClass::kTemporary);
   EXPECT_EQ(result.error().http_status, 0);
@@ -267,7 +269,7 @@ TEST(HelperTokenEndpoint, F14SilentEndpointTimesOut) {
   CurlTokenFetcher fetcher(settings);
 
   auto started = std::chrono::steady_clock::now();
-  auto result = fetcher.Fetch(account);
+  auto result = fetcher.Fetch(account, Secret());
   auto took = std::chrono::steady_clock::now() - started;
   close(listener);
 

@@ -278,7 +278,7 @@ class HelperTokenResponse : public ::testing::TestWithParam<Case> {};
 TEST_P(HelperTokenResponse, ParsesAndClassifies) {
   const Case& c = GetParam();
   auto result = ParseTokenResponse(HttpAnswer{c.status, c.body, c.retry_after},
-                                   "contoso.onmicrosoft.com");
+                                   "contoso.onmicrosoft.com", SecretMask());
   ASSERT_EQ(result.has_value(), c.ok)
       << (result ? "accepted" : result.error().message);
   if (c.ok) {
@@ -310,7 +310,7 @@ TEST(HelperTokenResponse, SuccessFields) {
                  R"({"token_type":"Bearer","expires_in":"4000",)"
                  R"("access_token":"A.B.C","refresh_token":"0.R"})",
                  {}},
-      "t");
+      "t", SecretMask());
   ASSERT_TRUE(result);
   EXPECT_EQ(result->access_token.Reveal(), "A.B.C");
   EXPECT_EQ(result->expires_in, 4000);
@@ -324,7 +324,7 @@ TEST(HelperTokenResponse, F07SignInFrequencyFields) {
                  Error("invalid_grant", "AADSTS70043: expired",
                        R"(,"error_codes":[70043],"suberror":"token_expired")"),
                  {}},
-      "t");
+      "t", SecretMask());
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().error, "invalid_grant");
   EXPECT_EQ(result.error().aadsts, "AADSTS70043");
@@ -337,7 +337,7 @@ TEST(HelperTokenResponse, F07SignInFrequencyFields) {
 TEST(HelperTokenResponse, AadstsFromErrorCodesWhenNotInText) {
   auto result = ParseTokenResponse(
       HttpAnswer{400, R"({"error":"invalid_grant","error_codes":[53003]})", {}},
-      "t");
+      "t", SecretMask());
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().aadsts, "AADSTS53003");
 }
