@@ -15,6 +15,10 @@ What it checks, by field report (/work/shared/cases/field-reports.md):
                    sees it through smtp_reply_filter on reply.sock)
   F10              535 5.7.139 defers; the helper logs the tenant
                    configuration problem with the PowerShell fix
+  echoed secret    the token endpoint refuses the client secret and
+                   repeats it (raw and percent-encoded) in its error
+                   text: the helper's log, `status` and the reason the
+                   plugin logs in the maillog show <redacted> instead
   F16              no / empty sasl_passwd entry: clean deferral, no crash
   F19              the plugin's lines carry Postfix's ident postfix/smtp,
                    and Postfix defers with the plugin's reason
@@ -57,6 +61,7 @@ import stat
 import subprocess
 import tempfile
 import unittest
+import urllib.parse
 from typing import Optional
 
 import harness
@@ -446,6 +451,45 @@ class RefusalTest(RelayTestCase):
         self.assertNotIn("event=smtp_token_refused", self.env.helper.log())
         self.assertEqual(len(self.env.standins.state()["token_requests"]), 1)
         self.assertNoTokenInHelperLog()
+
+    def test_echoed_client_secret_masked(self) -> None:
+        """The endpoint's invalid_client text repeats the client secret
+        the helper sent, raw and as sent (percent-encoded): the
+        token_fetch_failed line, `status` and the plugin's reason in the
+        maillog show <redacted> in its place (and the leak scan at close
+        finds it nowhere)."""
+        self.env.start()
+        secret = harness.CLIENT_SECRET
+        sent = urllib.parse.quote(secret, safe="")
+        self.env.standins.set_token_fault({
+            "status": 401, "label": "echo", "aad_error": {
+                "error": "invalid_client", "code": 7000215,
+                "message": f"Invalid client secret provided: {secret} "
+                           f"(sent as {sent})."}})
+        # The 535 makes the helper drop its token and fetch: refused.
+        self.env.standins.set_smtp_auth_mode("refuse")
+        message, _ = harness.make_message("echoed secret")
+        queue_id = self.env.submit(message)
+        self.assertDeferredNotBounced(queue_id)
+        failed = harness.wait_until(
+            lambda: re.search(r"^.*event=token_fetch_failed .*$",
+                              self.env.helper.log(), re.MULTILINE),
+            20, "the helper's token_fetch_failed line").group(0)
+        self.assertIn("class=needs-admin", failed)
+        self.assertIn("Invalid client secret provided: <redacted> (sent as "
+                      "<redacted>).", failed)
+
+        # The next attempt gets `err unavailable` with the masked text.
+        self.env.standins.set_smtp_auth_mode("accept")
+        self.env.postfix.flush()
+        self.env.postfix.wait_for_log(
+            PLUGIN_LINE + r".*reason=.*provided: <redacted> \(sent as")
+        status = self.env.helper.command("status")
+        self.assertIn("provided: <redacted>", status.stdout)
+        for text in (self.env.helper.log(), self.env.postfix.log(),
+                     status.stdout):
+            self.assertNotIn(secret, text)
+            self.assertNotIn(sent, text)
 
     def assertNoTokenInHelperLog(self) -> None:
         """No access token the stand-in issued appears in the helper's
