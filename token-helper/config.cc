@@ -942,13 +942,46 @@ std::string SyntaxProblem(std::string_view what) {
   return problem + " (" + std::string(SyntaxFix(problem)) + ")";
 }
 
-// Parses the configuration's JSON, comments allowed. A message names the
-// file and, where nlohmann tells it, the line and column, never a byte of
-// the file.
+// A key given twice in one object: nlohmann keeps the later value
+// without a word, so an edited copy of an account could silently lose.
+struct DuplicateKey {
+  std::string key;
+};
+
+// Parses the configuration's JSON, comments allowed, refusing a key given
+// twice in one object. A message names the file and, where nlohmann tells
+// it, the line and column, never a byte of the file (a key name is
+// shown: keys are the configuration's own words, never secrets).
 std::expected<json, std::string> ParseJson(std::string_view text,
                                            const std::string& abs_path) {
+  std::vector<std::vector<std::string>> open_objects;
+  auto refuse_duplicates = [&](int /*depth*/, json::parse_event_t event,
+                               json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      open_objects.pop_back();
+    } else if (event == json::parse_event_t::key) {
+      std::vector<std::string>& keys = open_objects.back();
+      const auto& key = parsed.get_ref<const std::string&>();
+      if (std::find(keys.begin(), keys.end(), key) != keys.end())
+        throw DuplicateKey{key};
+      keys.push_back(key);
+    }
+    return true;
+  };
   try {
-    return json::parse(text, nullptr, true, true);
+    return json::parse(text, refuse_duplicates, true, true);
+  } catch (DuplicateKey& duplicate) {
+    std::string& key = duplicate.key;
+    if (key.size() > 64)
+      key = key.substr(0, 64) + "...";
+    std::replace_if(
+        key.begin(), key.end(), [](char c) { return c < 0x20 || c > 0x7e; },
+        '?');
+    return std::unexpected(abs_path + ": \"" + key +
+                           "\" is given twice in one object; only the later "
+                           "value would count: remove one of them");
   } catch (const json::parse_error& error) {
     return std::unexpected(SyntaxErrorPosition(text, error.byte, abs_path) +
                            ": syntax error: " + SyntaxProblem(error.what()));

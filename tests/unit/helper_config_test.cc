@@ -409,6 +409,36 @@ INSTANTIATE_TEST_SUITE_P(
                         "too large"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
+// A key given twice in one object is refused by name (the same key in
+// two objects, such as two accounts' names, is fine).
+TEST(HelperConfig, DuplicateKeyRefused) {
+  std::string twice = ConfigJson(
+      AccountJson(), R"("log_level": "debug", "log_level": "info",)");
+  auto config = ParseConfig(twice, "/etc/x/config.json");
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error(),
+            "/etc/x/config.json: \"log_level\" is given twice in one object; "
+            "only the later value would count: remove one of them");
+
+  std::string two_accounts =
+      ConfigJson(AccountJson() + "," +
+                 R"({"name": "b", "mailbox": "b@example.com",
+                     "tenant": "contoso.onmicrosoft.com", "client_id": "c",
+                     "grant": "client_credentials", "client_secret": "x"})");
+  config = ParseConfig(two_accounts, "/etc/x/config.json");
+  EXPECT_TRUE(config) << config.error();
+
+  std::string in_account = ConfigJson(
+      R"({"mailbox": "a@example.com", "mailbox": "b@example.com",
+          "tenant": "t", "client_id": "c", "grant": "client_credentials",
+          "client_secret": "x"})");
+  config = ParseConfig(in_account, "/etc/x/config.json");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find("\"mailbox\" is given twice"),
+            std::string::npos)
+      << config.error();
+}
+
 TEST(HelperConfig, LoadMakesPathAbsolute) {
   TempDir dir;
   std::string file = dir.Write("config.json", ConfigJson(AccountJson()));
