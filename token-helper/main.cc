@@ -92,7 +92,9 @@ void PrintSenderGuard(const Config& config) {
                "`token-helper milter` (ignore this if you do not run it)\n";
 }
 
-// `check`: validate and summarise the configuration.
+// `check`: validate and summarise the configuration. Files and folders
+// are judged for the user running it, so root refuses those of the
+// helper's own user (KNOWN_ISSUES.md).
 int Check(const std::string& path) {
   auto config = LoadConfig(path);
   if (!config) {

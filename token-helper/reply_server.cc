@@ -111,6 +111,8 @@ void ReplyServer::Accept() {
   if (fd < 0)
     return;
   std::optional<PeerCredentials> peer = PeerOf(fd);
+  // A refused peer gets no socketmap answer, only the closed connection;
+  // Admit() logs it (KNOWN_ISSUES.md).
   if (!peer || !listener_.Admit(*peer)) {
     close(fd);
     return;

@@ -64,6 +64,9 @@ struct ServerOptions {
   // Accounts with their own allowlist; others are served to every peer
   // the global policy allows.
   std::vector<AccountPolicy> accounts = {};
+  // Connections served at once; one over it is told `unavailable` even
+  // when it would only wait for a fetch already running, so a cold burst
+  // larger than this defers the rest (KNOWN_ISSUES.md).
   std::size_t max_connections = 64;
   std::chrono::milliseconds read_timeout{2000};
   // How long a connection over the cap or a refused peer may take to
