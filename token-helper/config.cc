@@ -495,7 +495,8 @@ Status ReadClientSecret(const Where& where, const json& object, Account& out) {
     return {};
   auto secret = ReadSecretValue(file);
   if (!secret)
-    return where.Fail("client_secret_file", ": " + secret.error());
+    return where.Fail("client_secret_file",
+                      "cannot be used: " + secret.error());
   if (IsPlaceholder(secret->Reveal())) {
     return where.Fail("client_secret_file",
                       "points to " + file +
@@ -632,7 +633,7 @@ Status ReadGrantNeeds(const Where& where, const json& object, ConfigUse use,
   auto token = ReadSecretValue(out.refresh_token_file);
   if (!token) {
     return where.Fail("refresh_token_file",
-                      ": " + token.error() +
+                      "cannot be used: " + token.error() +
                           "; store the refresh token from the first "
                           "sign-in there (token-helper authorize " +
                           out.name + ")");

@@ -35,6 +35,7 @@
 #include "grant_device_code.h"
 #include "log.h"
 #include "milter.h"
+#include "reply_server.h"
 #include "secret.h"
 #include "socket_client.h"
 #include "token_endpoint.h"
@@ -101,9 +102,12 @@ int Check(const std::string& path) {
     std::cerr << config.error() << "\n";
     return kExitConfig;
   }
-  if (auto place = CheckSocketPlace(config->socket, geteuid()); !place) {
-    std::cerr << config->path << ": socket: " << place.error() << "\n";
-    return kExitConfig;
+  for (const std::string& socket :
+       {config->socket, ReplySocketPath(config->socket)}) {
+    if (auto place = CheckSocketPlace(socket, geteuid()); !place) {
+      std::cerr << config->path << ": socket: " << place.error() << "\n";
+      return kExitConfig;
+    }
   }
   std::size_t count = config->accounts.size();
   std::cout << "configuration OK: " << config->path << " (" << count

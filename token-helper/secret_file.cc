@@ -7,6 +7,7 @@
 #include "secret_file.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,6 +142,15 @@ std::string UserText(uid_t uid) {
   return found != nullptr ? std::string(found->pw_name) + " (" + id + ")" : id;
 }
 
+std::string GroupText(gid_t gid) {
+  std::vector<char> buffer(4096);
+  group entry{};
+  group* found = nullptr;
+  getgrgid_r(gid, &entry, buffer.data(), buffer.size(), &found);
+  std::string id = "gid " + std::to_string(gid);
+  return found != nullptr ? std::string(found->gr_name) + " (" + id + ")" : id;
+}
+
 std::string ChownName(uid_t uid) {
   std::vector<char> buffer(4096);
   passwd entry{};
@@ -149,12 +159,43 @@ std::string ChownName(uid_t uid) {
   return found != nullptr ? found->pw_name : std::to_string(uid);
 }
 
-DirectoryRisk RiskOf(const struct stat& dir, uid_t euid) {
-  if ((dir.st_mode & S_IWOTH) != 0 && (dir.st_mode & S_ISVTX) == 0)
+DirectoryRisk RiskOf(const struct stat& dir, uid_t euid, gid_t egid,
+                     Sticky sticky) {
+  bool sticky_helps =
+      sticky == Sticky::kProtects && (dir.st_mode & S_ISVTX) != 0;
+  if ((dir.st_mode & S_IWOTH) != 0 && !sticky_helps)
     return DirectoryRisk::kWritableByOthers;
+  if ((dir.st_mode & S_IWGRP) != 0 && !sticky_helps && dir.st_gid != 0 &&
+      dir.st_gid != egid) {
+    return DirectoryRisk::kWritableByGroup;
+  }
   if (dir.st_uid != 0 && dir.st_uid != euid)
     return DirectoryRisk::kForeignOwner;
   return DirectoryRisk::kNone;
+}
+
+std::string RiskText(DirectoryRisk risk, const std::string& dir,
+                     const struct stat& info, uid_t euid) {
+  std::string mode = ModeText(info.st_mode);
+  switch (risk) {
+    case DirectoryRisk::kWritableByOthers:
+      return "has mode " + mode +
+             ((info.st_mode & S_ISVTX) != 0
+                  ? " (writable by others; the sticky bit keeps no one from "
+                    "taking a new name)"
+                  : " (writable by others, no sticky bit)") +
+             ", so any local user could replace it; fix: chmod o-w " + dir;
+    case DirectoryRisk::kWritableByGroup:
+      return "has mode " + mode + " and group " + GroupText(info.st_gid) +
+             ", whose members could replace it; fix: chmod g-w " + dir;
+    case DirectoryRisk::kForeignOwner:
+      return "is owned by " + UserText(info.st_uid) +
+             ", who could replace it; fix: chown " + ChownName(euid) + " " +
+             dir + CheckAsOwnerHint(info.st_uid, euid);
+    case DirectoryRisk::kNone:
+      break;
+  }
+  return "is safe";
 }
 
 std::string CheckAsOwnerHint(uid_t owner, uid_t euid) {
@@ -162,54 +203,93 @@ std::string CheckAsOwnerHint(uid_t owner, uid_t euid) {
     return {};
   std::string name = ChownName(owner);
   return "; if token-helper runs as " + name +
-         " (token-helper.service runs it as xoauth2-relay), check as that "
-         "user instead: runuser -u " +
-         name + " -- token-helper check";
+         " (token-helper.service runs it as xoauth2-relay), run the same "
+         "command as that user instead: runuser -u " +
+         name + " -- token-helper ...";
+}
+
+std::expected<std::optional<UnsafeDirectory>, std::string> FindUnsafeDirectory(
+    const std::string& path, uid_t euid, Sticky last_sticky) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> names;  // still to walk, the next one last
+  auto push_front = [&names](const fs::path& more) {
+    std::vector<std::string> parts;
+    for (const fs::path& part : more.relative_path())
+      parts.push_back(part.string());
+    names.insert(names.end(), parts.rbegin(), parts.rend());
+  };
+  push_front(fs::absolute(path));
+
+  fs::path here = "/";  // a real directory: no link in it
+  int links = 0;
+  while (!names.empty()) {
+    std::string name = std::move(names.back());
+    names.pop_back();
+    if (name.empty() || name == ".")
+      continue;
+    if (name == "..") {
+      here = here.parent_path();
+      continue;
+    }
+
+    // `here` decides what `name` is: judge it before going in.
+    struct stat info {};
+    if (stat(here.c_str(), &info) != 0)
+      return std::unexpected("cannot stat " + here.string() + ": " +
+                             ErrnoText(errno));
+    bool last = names.empty();
+    fs::path next = here / name;
+    struct stat entry {};
+    bool found = lstat(next.c_str(), &entry) == 0;
+    int lstat_error = found ? 0 : errno;
+    DirectoryRisk risk =
+        RiskOf(info, euid, getegid(), last ? last_sticky : Sticky::kProtects);
+    if (risk != DirectoryRisk::kNone) {
+      bool holds_file = last && !(found && S_ISLNK(entry.st_mode));
+      return UnsafeDirectory{here.string(), info, risk, holds_file};
+    }
+    if (!found) {
+      if (last && lstat_error == ENOENT)
+        return std::nullopt;
+      return std::unexpected("cannot stat " + next.string() + ": " +
+                             ErrnoText(lstat_error));
+    }
+    if (!S_ISLNK(entry.st_mode)) {
+      here = next;
+      continue;
+    }
+    if (++links > 40)
+      return std::unexpected(path + ": too many levels of symbolic links");
+    std::error_code error;
+    fs::path target = fs::read_symlink(next, error);
+    if (error)
+      return std::unexpected("cannot read the link " + next.string() + ": " +
+                             error.message());
+    if (target.is_absolute())
+      here = "/";
+    push_front(target);
+  }
+  return std::nullopt;
 }
 
 std::expected<void, std::string> CheckDirectoryChain(const std::string& path,
                                                      uid_t euid) {
-  namespace fs = std::filesystem;
-  std::error_code error;
-  fs::path real = fs::canonical(path, error);
-  if (error) {
-    return std::unexpected("cannot resolve " + path + ": " + error.message());
-  }
+  auto unsafe = FindUnsafeDirectory(path, euid, Sticky::kProtects);
+  if (!unsafe)
+    return std::unexpected(unsafe.error());
+  if (!*unsafe)
+    return {};
+  const UnsafeDirectory& found = **unsafe;
   std::string shown = path;
-  if (real.string() != fs::path(path).lexically_normal().string())
+  std::error_code error;
+  std::filesystem::path real = std::filesystem::canonical(path, error);
+  if (!error && real != std::filesystem::absolute(path).lexically_normal())
     shown += " (a link to " + real.string() + ")";
-
-  // From the file's own directory up; the root is its own parent.
-  for (fs::path dir = real.parent_path();; dir = dir.parent_path()) {
-    struct stat info {};
-    if (stat(dir.c_str(), &info) != 0) {
-      return std::unexpected("cannot stat " + dir.string() + ": " +
-                             ErrnoText(errno));
-    }
-    std::string where = dir == real.parent_path()
-                            ? "its directory " + dir.string()
-                            : "the directory " + dir.string() + " above it";
-    switch (RiskOf(info, euid)) {
-      case DirectoryRisk::kWritableByOthers:
-        return std::unexpected(
-            shown + " holds a secret but " + where + " has mode " +
-            ModeText(info.st_mode) +
-            " (writable by others, no sticky bit), so any local user could "
-            "replace it; fix: chmod o-w " +
-            dir.string());
-      case DirectoryRisk::kForeignOwner:
-        return std::unexpected(
-            shown + " holds a secret but " + where + " is owned by " +
-            UserText(info.st_uid) + ", who could replace it; fix: chown " +
-            ChownName(euid) + " " + dir.string() +
-            " or move the file below directories of root or " +
-            ChownName(euid) + CheckAsOwnerHint(info.st_uid, euid));
-      case DirectoryRisk::kNone:
-        break;
-    }
-    if (dir == dir.parent_path())
-      return {};
-  }
+  std::string where = found.holds_last
+                          ? "its directory " + found.dir
+                          : "the directory " + found.dir + " on its way";
+  return std::unexpected(shown + " holds a secret but " + where + " " +
+                         RiskText(found.risk, found.dir, found.info, euid));
 }
 
 std::string ModeText(mode_t mode) {
@@ -223,7 +303,7 @@ std::expected<void, std::string> CheckPrivateFile(const std::string& path,
                                                   const struct stat& dir,
                                                   uid_t euid) {
   // Others who may write the directory can swap the file for their own.
-  if (RiskOf(dir, euid) == DirectoryRisk::kWritableByOthers) {
+  if (RiskOf(dir, euid, getegid()) == DirectoryRisk::kWritableByOthers) {
     std::string dir_path = DirectoryOf(path);
     return std::unexpected(
         path + " holds a secret but its directory " + dir_path + " has mode " +
@@ -259,8 +339,10 @@ std::string OpenFailureText(const std::string& path, int error,
     return text + "; " + std::string(missing_fix);
   if (error == EACCES) {
     return text + "; token-helper runs as " + UserText(geteuid()) +
-           ", who may not read it: give that user read access to it and "
-           "to the folders on its way";
+           ", who may not read it: give that user read access to it (for a "
+           "secret file: chown " +
+           ChownName(geteuid()) + " " + path +
+           ") and to the folders on its way";
   }
   return text;
 }
@@ -369,6 +451,10 @@ std::expected<void, std::string> WriteSecretFileAtomically(
         std::to_string(kMaxSecretFileBytes) +
         "-byte limit for a secret file; the old file is kept");
   }
+  // Where another user could swap the file, it would also be given to
+  // them: the new file keeps the old one's owner.
+  if (auto safe = CheckDirectoryChain(path, geteuid()); !safe)
+    return std::unexpected("cannot replace " + path + ": " + safe.error());
 
   std::string temp_path;
   int raw_fd = CreateTemp(path, temp_path);

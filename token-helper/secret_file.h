@@ -36,6 +36,7 @@
 
 #include <cstddef>
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -55,30 +56,62 @@ enum class FileAccess { kPrivate, kPublic };
 // "alice (uid 1000)", or "uid 1000" for a uid without a name.
 std::string UserText(uid_t uid);
 
+// "postfix (gid 105)", or "gid 105" for a gid without a name.
+std::string GroupText(gid_t gid);
+
 // The user name to give chown, or the number for a uid without a name.
 std::string ChownName(uid_t uid);
 
 // Why another local user could replace what a directory holds.
 enum class DirectoryRisk {
   kNone,
-  kWritableByOthers,  // others may write and the sticky bit is not set
+  kWritableByOthers,  // others may write and the sticky bit does not help
+  kWritableByGroup,   // a group other than root's and the helper's may write
   kForeignOwner,      // owned by a user other than root and the helper's
 };
 
-// The risk of the directory whose status is `dir` for a helper running
-// as `euid`.
-DirectoryRisk RiskOf(const struct stat& dir, uid_t euid);
+// Whether the sticky bit makes a directory others may write safe: for a
+// file that is read it does (no one else may rename or remove it), for a
+// socket that is yet to be bound it does not (anyone may take the name).
+enum class Sticky { kProtects, kDoesNotProtect };
 
-// What to tell an administrator who ran `check` (or the helper) as root
-// about a file or directory owned by `owner`: that the owner may be the
-// user the helper runs as, and how to check as that user. Empty unless
-// `euid` is root and `owner` is not.
+// The risk of the directory whose status is `dir` for a helper running
+// as `euid` with group `egid`.
+DirectoryRisk RiskOf(const struct stat& dir, uid_t euid, gid_t egid,
+                     Sticky sticky = Sticky::kProtects);
+
+// "has mode 0777 (writable by others, no sticky bit), so any local user
+// could replace it; fix: chmod o-w DIR" and the like: what is wrong with
+// `dir` (status `info`) and the fix, for a message that names it first.
+std::string RiskText(DirectoryRisk risk, const std::string& dir,
+                     const struct stat& info, uid_t euid);
+
+// What to tell an administrator who ran a command as root about a file or
+// directory owned by `owner`: that the owner may be the user the helper
+// runs as, and how to run the command as that user. Empty unless `euid`
+// is root and `owner` is not.
 std::string CheckAsOwnerHint(uid_t owner, uid_t euid);
 
-// Checks every directory that holds `path`, from the one the file really
-// lies in (links resolved) up to the root, for a DirectoryRisk: any of
-// them would let another user swap the file. The error names the file,
-// the directory, what is wrong and the fix.
+// A directory on the way to a path that another user could change.
+struct UnsafeDirectory {
+  std::string dir;
+  struct stat info {};
+  DirectoryRisk risk = DirectoryRisk::kNone;
+  bool holds_last = false;  // the directory the path's last name is in
+};
+
+// Walks `path` name by name, following symbolic links wherever they are
+// met, and judges every directory that holds a name on the way (each
+// real directory from the root down, those of every link and of its
+// target): the first with a DirectoryRisk, none when all are safe. The
+// directory holding the last name is judged with `last_sticky`. A last
+// name that does not exist ends the walk without error; an error is a
+// path that cannot be walked (a missing directory, a loop of links).
+std::expected<std::optional<UnsafeDirectory>, std::string> FindUnsafeDirectory(
+    const std::string& path, uid_t euid, Sticky last_sticky);
+
+// FindUnsafeDirectory for a file that holds a secret: an error naming the
+// file, the directory, what is wrong and the fix.
 std::expected<void, std::string> CheckDirectoryChain(const std::string& path,
                                                      uid_t euid);
 

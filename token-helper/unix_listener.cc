@@ -72,33 +72,26 @@ std::expected<void, std::string> NothingButASocket(const std::string& path) {
 
 }  // namespace
 
-std::expected<mode_t, std::string> CheckSocketDirectory(const std::string& dir,
-                                                        uid_t euid) {
+std::expected<mode_t, std::string> CheckSocketFolder(const std::string& path,
+                                                     uid_t euid) {
+  auto unsafe = FindUnsafeDirectory(path, euid, Sticky::kDoesNotProtect);
+  if (!unsafe)
+    return std::unexpected(unsafe.error());
+  if (*unsafe) {
+    const UnsafeDirectory& found = **unsafe;
+    std::string where = found.holds_last ? "the socket directory " + found.dir
+                                         : "the directory " + found.dir +
+                                               " above the socket " + path;
+    return std::unexpected(
+        where + " " + RiskText(found.risk, found.dir, found.info, euid) +
+        " (token-helper.service makes the socket directory owned by "
+        "xoauth2-relay, group postfix, mode 0750), or set another socket "
+        "path");
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
   struct stat info {};
-  if (stat(dir.c_str(), &info) != 0) {
+  if (stat(dir.empty() ? "." : dir.c_str(), &info) != 0)
     return std::unexpected("cannot stat " + dir + ": " + ErrnoText());
-  }
-  switch (RiskOf(info, euid)) {
-    case DirectoryRisk::kWritableByOthers:
-      return std::unexpected(
-          "the socket directory " + dir + " has mode " +
-          ModeText(info.st_mode) +
-          " (writable by others, no sticky bit), so any local user could "
-          "replace the socket; fix: chmod 0750 " +
-          dir + " (group postfix) or 0755, or set another socket path");
-    case DirectoryRisk::kForeignOwner:
-      return std::unexpected(
-          "the socket directory " + dir + " is owned by " +
-          UserText(info.st_uid) +
-          ", who could replace the socket; fix: chown " + ChownName(euid) +
-          " " + dir +
-          " (token-helper.service makes it owned by "
-          "xoauth2-relay, group postfix, mode 0750), or set another socket "
-          "path" +
-          CheckAsOwnerHint(info.st_uid, euid));
-    case DirectoryRisk::kNone:
-      break;
-  }
   return info.st_mode & 07777;
 }
 
@@ -111,8 +104,13 @@ std::expected<void, std::string> CheckSocketPlace(const std::string& path,
       return std::unexpected(dir + ", the folder of the socket " + path +
                              ", is not a directory; set another socket path");
     }
-    if (auto checked = CheckSocketDirectory(dir, euid); !checked)
+    if (auto checked = CheckSocketFolder(path, euid); !checked)
       return std::unexpected(checked.error());
+  }
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return std::unexpected(path + ": socket path too long (at most " +
+                           std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                           " bytes); set a shorter socket path");
   }
   return NothingButASocket(path);
 }
@@ -246,7 +244,7 @@ std::expected<void, std::string> UnixListener::PrepareDirectory() {
     dir = ".";
   if (auto made = MakeDirectories(dir); !made)
     return made;
-  auto mode = CheckSocketDirectory(dir.string(), geteuid());
+  auto mode = CheckSocketFolder(options_.path, geteuid());
   if (!mode)
     return std::unexpected(mode.error());
   dir_mode_ = *mode;
@@ -263,8 +261,12 @@ std::expected<void, std::string> UnixListener::RemoveStaleSocket() {
     return other;
   if (auto fd = ConnectUnix(options_.path)) {
     close(*fd);
-    return std::unexpected("another token-helper is already listening on " +
-                           options_.path + "; stop it first");
+    return std::unexpected(
+        "a process of " + UserText(info.st_uid) + ", the socket's owner, " +
+        "is already listening on " + options_.path +
+        "; stop that token-helper first, or, if it is none of yours, keep "
+        "other users out of the socket directory (mode 0750, owned by the "
+        "helper's user, group postfix)");
   }
   if (unlink(options_.path.c_str()) != 0 && errno != ENOENT) {
     return std::unexpected("cannot remove the stale socket " + options_.path +

@@ -97,12 +97,13 @@ std::optional<PeerCredentials> PeerOf(int fd);
 // The fix named when `account`'s allowlist refuses a peer.
 std::string AccountFix(const AccountPolicy& account);
 
-// Checks the directory that is to hold a socket, for a helper running as
-// `euid`: refused when others may write it without the sticky bit or it
-// belongs to a user other than root and `euid`, since either could put a
-// socket of their own in place of ours. Its mode on success.
-std::expected<mode_t, std::string> CheckSocketDirectory(const std::string& dir,
-                                                        uid_t euid);
+// Checks the directories on the way to the socket `path`, for a helper
+// running as `euid` (FindUnsafeDirectory): none may let another user put
+// a socket of their own in its place, and the socket's own folder may not
+// be writable by others even with the sticky bit, since anyone could take
+// the name first. The folder's mode on success.
+std::expected<mode_t, std::string> CheckSocketFolder(const std::string& path,
+                                                     uid_t euid);
 
 // What `check` can tell of a socket path before the helper binds it: its
 // directory, when it exists, passes CheckSocketDirectory, and the path is

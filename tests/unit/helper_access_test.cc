@@ -161,19 +161,90 @@ TEST(HelperSecretAccess, DirectoriesAboveAndLinkTargetsChecked) {
   auto read = ReadSecretFile(deep);
   ASSERT_FALSE(read);
   EXPECT_EQ(read.error(), deep + " holds a secret but the directory " + open +
-                              " above it has mode 0777 (writable by others, "
-                              "no sticky bit), so any local user could "
-                              "replace it; fix: chmod o-w " +
+                              " on its way has mode 0777 (writable by "
+                              "others, no sticky bit), so any local user "
+                              "could replace it; fix: chmod o-w " +
                               open);
   read = ReadSecretFile(link);
   ASSERT_FALSE(read);
   EXPECT_TRUE(read.error().starts_with(link + " (a link to " + deep +
                                        ") holds a secret but the directory " +
-                                       open + " above it has mode 0777"))
+                                       open + " on its way has mode 0777"))
       << read.error();
 
   chmod(open.c_str(), 01777);
   EXPECT_TRUE(ReadSecretFile(link));
+}
+
+// Links met anywhere on the way are followed and the directories holding
+// them judged: a link below a shared folder, or one in the middle of a
+// chain, could be swapped for another.
+TEST(HelperSecretAccess, EveryLinkOnTheWayJudged) {
+  TempDir dir;
+  std::string open = dir.path() + "/open";
+  std::string safe = dir.path() + "/safe";
+  ASSERT_EQ(mkdir(open.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((open + "/x").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(safe.c_str(), 0700), 0);
+  std::string file = dir.Write("safe/relay.secret", "s3cr3t\n");
+  std::string below = open + "/x/link";
+  std::string middle = open + "/middle";
+  std::string first = dir.path() + "/first";
+  ASSERT_EQ(symlink(file.c_str(), below.c_str()), 0);
+  ASSERT_EQ(symlink(file.c_str(), middle.c_str()), 0);
+  ASSERT_EQ(symlink(middle.c_str(), first.c_str()), 0);
+  ASSERT_TRUE(ReadSecretFile(below));
+  ASSERT_TRUE(ReadSecretFile(first));
+
+  chmod(open.c_str(), 0777);
+  for (const std::string& path : {below, first}) {
+    auto read = ReadSecretFile(path);
+    ASSERT_FALSE(read) << path;
+    EXPECT_NE(read.error().find("but the directory " + open +
+                                " on its way has mode 0777"),
+              std::string::npos)
+        << read.error();
+  }
+}
+
+// A folder its group may write is refused unless the group is root's or
+// the helper's own.
+TEST(HelperSecretAccess, GroupWritableFolderRefused) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to give a directory to another group";
+  TempDir dir;
+  std::string shared = dir.path() + "/shared";
+  ASSERT_EQ(mkdir(shared.c_str(), 0755), 0);
+  std::string file = dir.Write("shared/relay.secret", "s3cr3t\n");
+  chmod(shared.c_str(), 0775);
+  EXPECT_TRUE(ReadSecretFile(file));  // group root
+  ASSERT_EQ(chown(shared.c_str(), 0, 65534), 0);
+  auto read = ReadSecretFile(file);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error(), file + " holds a secret but its directory " + shared +
+                              " has mode 0775 and group nogroup (gid 65534), "
+                              "whose members could replace it; fix: chmod "
+                              "g-w " +
+                              shared);
+}
+
+// Storing a rotated or first refresh token where another user could swap
+// the file is refused: the new file would keep that user as its owner.
+TEST(HelperSecretAccess, NoSecretWrittenWhereAnotherUserCouldSwapIt) {
+  TempDir dir;
+  std::string open = dir.path() + "/open";
+  ASSERT_EQ(mkdir(open.c_str(), 0755), 0);
+  chmod(open.c_str(), 0777);
+  std::string file = open + "/user.refresh";
+  auto written = WriteSecretFileAtomically(file, Secret("rt.value"));
+  ASSERT_FALSE(written);
+  EXPECT_TRUE(written.error().starts_with(
+      "cannot replace " + file + ": " + file +
+      " holds a secret but its directory " + open + " has mode 0777"))
+      << written.error();
+  EXPECT_FALSE(std::filesystem::exists(file));
+  chmod(open.c_str(), 0700);
+  EXPECT_TRUE(WriteSecretFileAtomically(file, Secret("rt.value")));
 }
 
 // A directory on the way that another user owns is refused; run as root
@@ -193,10 +264,9 @@ TEST(HelperSecretAccess, DirectoryOfAnotherUserRefused) {
                 " is owned by nobody (uid 65534), who could replace it; fix: "
                 "chown root " +
                 theirs +
-                " or move the file below directories of root or root; if "
-                "token-helper runs as nobody (token-helper.service runs it "
-                "as xoauth2-relay), check as that user instead: runuser -u "
-                "nobody -- token-helper check");
+                "; if token-helper runs as nobody (token-helper.service runs "
+                "it as xoauth2-relay), run the same command as that user "
+                "instead: runuser -u nobody -- token-helper ...");
 }
 
 // A client secret or refresh token file holds one value; two lines (a
@@ -235,8 +305,10 @@ TEST(HelperSecretAccess, OpenFailureNamesTheFix) {
             "cannot open /etc/x/relay.secret: Permission denied; "
             "token-helper runs as " +
                 UserText(geteuid()) +
-                ", who may not read it: give that user read access to it and "
-                "to the folders on its way");
+                ", who may not read it: give that user read access to it (for "
+                "a secret file: chown " +
+                ChownName(geteuid()) +
+                " /etc/x/relay.secret) and to the folders on its way");
 }
 
 // A valid configuration with one account; `credential` is its JSON.
@@ -346,12 +418,41 @@ TEST(HelperSocketAccess, WorldWritableSocketDirectoryRefused) {
             std::string::npos)
       << started.error();
 
+  // The sticky bit keeps no one from binding the socket's name first.
   chmod(run.c_str(), 01777);
   SocketServer sticky(options, AlwaysOk);
-  ASSERT_TRUE(sticky.Start());
-  EXPECT_EQ(sticky.dir_mode(), 01777u);
-  EXPECT_EQ(sticky.socket_mode(), 0666u);
-  sticky.Stop();
+  started = sticky.Start();
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().find("has mode 1777 (writable by others; the "
+                                 "sticky bit keeps no one from taking a new "
+                                 "name)"),
+            std::string::npos)
+      << started.error();
+
+  chmod(run.c_str(), 0750);
+  SocketServer closed(options, AlwaysOk);
+  ASSERT_TRUE(closed.Start());
+  EXPECT_EQ(closed.dir_mode(), 0750u);
+  EXPECT_EQ(closed.socket_mode(), 0666u);
+  closed.Stop();
+}
+
+// A folder above the socket's that another user owns could be moved
+// aside and replaced, socket and all.
+TEST(HelperSocketAccess, FolderAboveTheSocketsOfAnotherUserRefused) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to give a directory to another user";
+  TempDir dir;
+  std::string outer = dir.path() + "/outer";
+  ASSERT_EQ(mkdir(outer.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((outer + "/run").c_str(), 0755), 0);
+  ASSERT_EQ(chown(outer.c_str(), 65534, 65534), 0);
+  auto place = CheckSocketPlace(outer + "/run/token.sock", 0);
+  ASSERT_FALSE(place);
+  EXPECT_TRUE(place.error().starts_with(
+      "the directory " + outer + " above the socket " + outer +
+      "/run/token.sock is owned by nobody (uid 65534)"))
+      << place.error();
 }
 
 // A socket folder that another user owns: that user could put a socket
@@ -368,7 +469,7 @@ TEST(HelperSocketAccess, SocketDirectoryOfAnotherUserRefused) {
   ASSERT_FALSE(started);
   EXPECT_NE(started.error().find("the socket directory " + run +
                                  " is owned by nobody (uid 65534), who could "
-                                 "replace the socket; fix: chown root " +
+                                 "replace it; fix: chown root " +
                                  run),
             std::string::npos)
       << started.error();

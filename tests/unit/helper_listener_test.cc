@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "helper_test_util.h"
+#include "secret_file.h"
 #include "socket_client.h"
 #include "unix_listener.h"
 
@@ -103,8 +104,13 @@ TEST(HelperListener, LiveSocketRefusedFileRefused) {
   UnixListener second(Options(dir));
   auto refused = second.Open();
   ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error(), "another token-helper is already listening on " +
-                                 Options(dir).path + "; stop it first");
+  EXPECT_EQ(refused.error(),
+            "a process of " + UserText(geteuid()) +
+                ", the socket's owner, is already listening on " +
+                Options(dir).path +
+                "; stop that token-helper first, or, if it is none of yours, "
+                "keep other users out of the socket directory (mode 0750, "
+                "owned by the helper's user, group postfix)");
 
   ListenerOptions options = Options(dir);
   options.path = dir.Write("run/keep", "x");

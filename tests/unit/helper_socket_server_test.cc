@@ -541,7 +541,7 @@ TEST(HelperSocketServer, RefusesWhenAnotherHelperListens) {
   SocketServer second(Options(dir), FixedAnswer);
   auto started = second.Start();
   ASSERT_FALSE(started);
-  EXPECT_NE(started.error().find("another token-helper is already listening"),
+  EXPECT_NE(started.error().find(", the socket's owner, is already listening"),
             std::string::npos);
 
   // The first one still answers.
