@@ -131,15 +131,23 @@ std::expected<void, std::string> FillTemp(int fd, const std::string& path,
   return {};
 }
 
-}  // namespace
-
-std::string UserText(uid_t uid) {
+// The name of `uid` in the user database, or nothing.
+std::optional<std::string> UserName(uid_t uid) {
   std::vector<char> buffer(4096);
   passwd entry{};
   passwd* found = nullptr;
   getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
+  if (found == nullptr)
+    return std::nullopt;
+  return found->pw_name;
+}
+
+}  // namespace
+
+std::string UserText(uid_t uid) {
   std::string id = "uid " + std::to_string(uid);
-  return found != nullptr ? std::string(found->pw_name) + " (" + id + ")" : id;
+  std::optional<std::string> name = UserName(uid);
+  return name ? *name + " (" + id + ")" : id;
 }
 
 std::string GroupText(gid_t gid) {
@@ -152,11 +160,7 @@ std::string GroupText(gid_t gid) {
 }
 
 std::string ChownName(uid_t uid) {
-  std::vector<char> buffer(4096);
-  passwd entry{};
-  passwd* found = nullptr;
-  getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
-  return found != nullptr ? found->pw_name : std::to_string(uid);
+  return UserName(uid).value_or(std::to_string(uid));
 }
 
 DirectoryRisk RiskOf(const struct stat& dir, uid_t euid, gid_t egid,
