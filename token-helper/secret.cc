@@ -68,32 +68,42 @@ std::string ShortHash(std::string_view token) {
 
 namespace {
 
-// True for the characters RFC 3986 calls unreserved, which
-// curl_easy_escape leaves as they are.
-bool IsUnreserved(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+// The value of a hex digit, or -1.
+int HexValue(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
 }
 
-// `value` percent-encoded with the hex digits of `hex`; a space becomes
-// '+' when `plus` is set, as in HTML form encoding.
-Secret PercentEncoded(std::string_view value, const char* hex, bool plus) {
-  std::string out;
-  for (char c : value) {
-    auto byte = static_cast<unsigned char>(c);
-    if (IsUnreserved(byte)) {
-      out += c;
-    } else if (plus && c == ' ') {
-      out += '+';
-    } else {
-      out += '%';
-      out += hex[byte >> 4];
-      out += hex[byte & 0x0f];
+// How many bytes of `text` from `at` spell `value` with each of its bytes
+// written as itself or percent-encoded (hex digits in either case, a
+// space also as '+'), as any encoder may write a form or a URL; 0 when
+// they do not.
+std::size_t SpelledLength(std::string_view text, std::size_t at,
+                          std::string_view value) {
+  std::size_t pos = at;
+  for (char wanted : value) {
+    if (pos < text.size() &&
+        (text[pos] == wanted || (wanted == ' ' && text[pos] == '+'))) {
+      ++pos;
+      continue;
     }
+    if (pos + 2 < text.size() && text[pos] == '%') {
+      int high = HexValue(text[pos + 1]);
+      int low = HexValue(text[pos + 2]);
+      if (high >= 0 && low >= 0 &&
+          high * 16 + low == static_cast<unsigned char>(wanted)) {
+        pos += 3;
+        continue;
+      }
+    }
+    return 0;
   }
-  Secret secret(out);
-  OPENSSL_cleanse(out.data(), out.size());
-  return secret;
+  return pos - at;
 }
 
 }  // namespace
@@ -111,41 +121,36 @@ void SecretMask::Merge(const SecretMask& other) {
   entries_.insert(entries_.end(), other.entries_.begin(), other.entries_.end());
 }
 
-// Adds `value` and each of its encoded forms, once each.
+// Adds `value` once; Apply finds its encoded forms too.
 void SecretMask::AddForms(std::string_view value, const std::string& shown) {
   if (value.empty())
     return;
-  Secret forms[] = {Secret(std::string(value)),
-                    PercentEncoded(value, "0123456789ABCDEF", false),
-                    PercentEncoded(value, "0123456789abcdef", false),
-                    PercentEncoded(value, "0123456789ABCDEF", true),
-                    PercentEncoded(value, "0123456789abcdef", true)};
-  for (Secret& form : forms) {
-    bool known = std::ranges::any_of(
-        entries_, [&](const Entry& entry) { return entry.value == form; });
-    if (!known)
-      entries_.push_back({std::move(form), shown});
-  }
+  Secret form{std::string(value)};
+  bool known = std::ranges::any_of(
+      entries_, [&](const Entry& entry) { return entry.value == form; });
+  if (!known)
+    entries_.push_back({std::move(form), shown});
 }
 
 std::string SecretMask::Apply(std::string_view text) const {
   std::string out;
   std::size_t at = 0;
   while (at < text.size()) {
-    std::string_view rest = text.substr(at);
     const Entry* longest = nullptr;
+    std::size_t spelled = 0;
     for (const Entry& entry : entries_) {
-      const std::string& value = entry.value.Reveal();
-      if (rest.starts_with(value) &&
-          (longest == nullptr || value.size() > longest->value.Reveal().size()))
+      std::size_t length = SpelledLength(text, at, entry.value.Reveal());
+      if (length > spelled) {
+        spelled = length;
         longest = &entry;
+      }
     }
     if (longest == nullptr) {
       out += text[at++];
       continue;
     }
     out += longest->shown;
-    at += longest->value.Reveal().size();
+    at += spelled;
   }
   return out;
 }

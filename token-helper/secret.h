@@ -16,10 +16,11 @@
 // SecretMask: the secrets one request sent (client secret, refresh token,
 // client assertion, device code, proxy password) and the access token
 // held, so that whatever the other side answers can be kept and logged
-// without them. It masks each value raw and in the percent-encoded forms
-// a form body carries (RFC 3986 unreserved characters kept, hex digits in
-// either case, a space also as '+'). Not thread-safe; values are kept as
-// Secrets. It cannot find a fragment of a value (a token cut short).
+// without them. It masks each value written raw or with any of its bytes
+// percent-encoded (hex digits in either case, a space also as '+'), as
+// any encoder may write it. Not thread-safe; values are kept as Secrets.
+// It cannot find a fragment of a value (a token cut short) or another
+// encoding (base64).
 
 #ifndef XOAUTH2_TOKEN_HELPER_SECRET_H
 #define XOAUTH2_TOKEN_HELPER_SECRET_H

@@ -74,7 +74,13 @@ INSTANTIATE_TEST_SUITE_P(
         MaskCase{
             "TwiceAndToken", "Xy7~Q8+/=a bXy7~Q8+/=a b 0.AR-tok%2Fen",
             "<redacted><redacted> <redacted " + ShortHash("0.AR-tok/en") + ">"},
-        MaskCase{"Prefix", "Xy7~Q8+/=a", "Xy7~Q8+/=a"}),
+        MaskCase{"Prefix", "Xy7~Q8+/=a", "Xy7~Q8+/=a"},
+        MaskCase{"UnreservedEncodedToo", "(Xy7%7EQ8%2b%2F%3Da%20b)",
+                 "(<redacted>)"},
+        MaskCase{"MixedEncoding", "Xy7~Q8+%2F=a+b", "<redacted>"},
+        MaskCase{"EveryByteEncoded", "%58%79%37%7e%51%38%2b%2f%3d%61%20%62",
+                 "<redacted>"},
+        MaskCase{"BadEscapeIsText", "Xy7~Q8%2G/=a b", "Xy7~Q8%2G/=a b"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // Where one value starts another, the longer is masked whole.
