@@ -109,20 +109,20 @@ std::size_t SpelledLength(std::string_view text, std::size_t at,
 }  // namespace
 
 void SecretMask::AddSecret(std::string_view secret) {
-  AddForms(secret, std::string(kRedacted));
+  AddValue(secret, std::string(kRedacted));
 }
 
 void SecretMask::AddToken(std::string_view token) {
   if (!token.empty())
-    AddForms(token, "<redacted " + ShortHash(token) + ">");
+    AddValue(token, "<redacted " + ShortHash(token) + ">");
 }
 
 void SecretMask::Merge(const SecretMask& other) {
   entries_.insert(entries_.end(), other.entries_.begin(), other.entries_.end());
 }
 
-// Adds `value` once; Apply finds its encoded forms too.
-void SecretMask::AddForms(std::string_view value, const std::string& shown) {
+// Adds `value` once; Apply finds its encoded spellings too.
+void SecretMask::AddValue(std::string_view value, const std::string& shown) {
   if (value.empty())
     return;
   Secret form{std::string(value)};

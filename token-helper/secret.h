@@ -89,7 +89,7 @@ class SecretMask {
     std::string shown;
   };
 
-  void AddForms(std::string_view value, const std::string& shown);
+  void AddValue(std::string_view value, const std::string& shown);
 
   std::vector<Entry> entries_;
 };

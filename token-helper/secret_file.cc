@@ -310,11 +310,8 @@ std::expected<void, std::string> CheckPrivateFile(const std::string& path,
   if (RiskOf(dir, euid, getegid()) == DirectoryRisk::kWritableByOthers) {
     std::string dir_path = DirectoryOf(path);
     return std::unexpected(
-        path + " holds a secret but its directory " + dir_path + " has mode " +
-        ModeText(dir.st_mode) +
-        " (writable by others, no sticky bit), so any local user could "
-        "replace it; fix: chmod o-w " +
-        dir_path + " or move the file to a directory only its owner can write");
+        path + " holds a secret but its directory " + dir_path + " " +
+        RiskText(DirectoryRisk::kWritableByOthers, dir_path, dir, euid));
   }
 
   // Group and other bits, and the owner: one message naming every fix.
